@@ -1,0 +1,155 @@
+"""Guardians' contact points: the only module that reads or writes them.
+
+Values are sealed with AES-GCM (key in the data dir, mode 0600); the row's guardian
+and kind are bound in as associated data, so a sealed value copied to another row
+does not open. A keyed hash of the normalised value (``lookup``) finds an address
+without decrypting the table. School roles get counts and states, never values.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from appliance import audit, db
+from appliance.errors import InvalidInput, LimitReached
+from appliance.models import ContactPoint
+
+MAX_PER_KIND = {"email": 4, "push": 4, "phone": 1, "fax": 1}
+LIVE_STATUSES = ("pending", "active", "suspended")
+
+# Japanese carriers issued addresses that break RFC 5322 (``taro..x.@docomo.ne.jp``),
+# so the local part is only required to be printable ASCII without spaces or '@'.
+_EMAIL = re.compile(r"^[!-?A-~]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
+_PHONE = re.compile(r"^\+?[0-9]{6,15}$")
+
+
+class ContactSealer:
+    """Seals and opens contact values, and makes their lookup hashes, with one data-dir key."""
+
+    def __init__(self, key: bytes):
+        def derive(purpose: bytes) -> bytes:
+            return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(key)
+
+        self._aead = AESGCM(derive(b"renraku contact seal"))
+        self._mac_key = derive(b"renraku contact lookup")
+
+    def seal(self, guardian_id: str, kind: str, value: str) -> bytes:
+        """Encrypt a normalised value for one guardian's row."""
+        nonce = os.urandom(12)
+        return nonce + self._aead.encrypt(nonce, value.encode(), f"{guardian_id}/{kind}".encode())
+
+    def open(self, guardian_id: str, kind: str, sealed: bytes) -> str:
+        """Decrypt a value sealed for this guardian and kind."""
+        sealed = bytes(sealed)
+        return self._aead.decrypt(sealed[:12], sealed[12:], f"{guardian_id}/{kind}".encode()).decode()
+
+    def lookup(self, kind: str, value: str) -> str:
+        """Return the keyed hash that finds a normalised value."""
+        return hmac.new(self._mac_key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
+
+
+def normalise(kind: str, value: str) -> str:
+    """Return the canonical form of a contact value, or raise InvalidInput."""
+    value = value.strip()
+    if kind == "email":
+        local, _, domain = value.rpartition("@")
+        candidate = f"{local}@{domain.lower()}"
+        if len(candidate) > 254 or not _EMAIL.match(candidate):
+            raise InvalidInput(f"メールアドレスの形式が正しくありません: {value!r}")
+        return candidate
+    if kind in ("phone", "fax"):
+        digits = re.sub(r"[\s\-()]", "", value)
+        if not _PHONE.match(digits):
+            raise InvalidInput(f"電話番号の形式が正しくありません: {value!r}")
+        return digits
+    if kind == "push":
+        if not value.startswith("{"):
+            raise InvalidInput("プッシュ購読情報の形式が正しくありません")
+        return value
+    raise InvalidInput(f"連絡先の種類が不明です: {kind!r}")
+
+
+def add_contact(app, guardian_id: str, kind: str, value: str, *, status: str = "pending",
+                label: str = "") -> ContactPoint:
+    """Add a contact point to a guardian in the first free slot; refuse beyond the kind's limit."""
+    value = normalise(kind, value)
+    lookup = app.sealer.lookup(kind, value)
+    with db.write():
+        live = list(ContactPoint.select(ContactPoint.position, ContactPoint.lookup).where(
+            (ContactPoint.guardian == guardian_id) & (ContactPoint.kind == kind)
+            & ContactPoint.status.in_(LIVE_STATUSES)))
+        if any(row.lookup == lookup for row in live):
+            raise InvalidInput("この連絡先はすでに登録されています")
+        free = sorted(set(range(1, MAX_PER_KIND[kind] + 1)) - {row.position for row in live})
+        if not free:
+            raise LimitReached(f"登録できるのは{MAX_PER_KIND[kind]}件までです")
+        now = app.clock.now()
+        return ContactPoint.create(
+            guardian=guardian_id, kind=kind, position=free[0], sealed=app.sealer.seal(guardian_id, kind, value),
+            lookup=lookup, label=label, status=status, created_at=now,
+            confirmed_at=now if status == "active" else None)
+
+
+def find_contacts(app, kind: str, value: str) -> list[ContactPoint]:
+    """Return live contact points holding this value (any guardian), without decrypting."""
+    lookup = app.sealer.lookup(kind, normalise(kind, value))
+    return list(ContactPoint.select().where(
+        (ContactPoint.kind == kind) & (ContactPoint.lookup == lookup)
+        & ContactPoint.status.in_(LIVE_STATUSES)))
+
+
+@dataclass(frozen=True)
+class ContactSummary:
+    """What school roles may know about a guardian's contact points: counts, never values."""
+
+    counts: dict[str, int]       # live contact points by kind
+    suspended: dict[str, int]    # of those, suspended (bouncing) by kind
+
+
+def summarise_contacts(guardian_ids: list[str]) -> dict[str, ContactSummary]:
+    """Return counts and states per guardian in one query."""
+    counts: dict[str, Counter] = defaultdict(Counter)
+    suspended: dict[str, Counter] = defaultdict(Counter)
+    rows = (ContactPoint.select(ContactPoint.guardian, ContactPoint.kind, ContactPoint.status)
+            .where(ContactPoint.guardian.in_(guardian_ids) & ContactPoint.status.in_(LIVE_STATUSES))
+            .tuples())
+    for guardian_id, kind, status in rows:
+        counts[guardian_id][kind] += 1
+        if status == "suspended":
+            suspended[guardian_id][kind] += 1
+    return {g: ContactSummary(dict(counts[g]), dict(suspended[g])) for g in guardian_ids}
+
+
+@dataclass(frozen=True)
+class RevealedContact:
+    id: str
+    kind: str
+    position: int
+    value: str
+    label: str
+    status: str
+
+
+def reveal_contacts(app, guardian_id: str, actor: str) -> list[RevealedContact]:
+    """Return a guardian's contact values for the operator, writing the view to the audit log."""
+    rows = list(ContactPoint.select().where(
+        (ContactPoint.guardian == guardian_id) & ContactPoint.status.in_(LIVE_STATUSES))
+        .order_by(ContactPoint.kind, ContactPoint.position))
+    audit.record(app, actor, "contacts.view", subject_id=guardian_id)
+    return [RevealedContact(r.id, r.kind, r.position, app.sealer.open(guardian_id, r.kind, r.sealed),
+                            r.label, r.status) for r in rows]
+
+
+def open_for_delivery(app, contact_ids: list[str]) -> dict[str, str]:
+    """Return contact id -> value for the delivery workers (never for display)."""
+    rows = (ContactPoint.select(ContactPoint.id, ContactPoint.guardian, ContactPoint.kind, ContactPoint.sealed)
+            .where(ContactPoint.id.in_(contact_ids)).tuples())
+    return {cid: app.sealer.open(gid, kind, sealed) for cid, gid, kind, sealed in rows}

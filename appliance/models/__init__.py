@@ -1,0 +1,15 @@
+"""All models, importable from one place; ALL_MODELS lists every table in dependency order."""
+from appliance.models.base import BaseModel
+from appliance.models.facts import AuditEntry, DeliveryResult, Receipt, SurveyAnswer
+from appliance.models.guardian import ContactPoint, Guardian, GuardianLink
+from appliance.models.message import Attachment, Delivery, Message, Recipient, SurveyQuestion
+from appliance.models.roster import Membership, Student, StudentGroup
+from appliance.models.school import School, StaffUser
+
+ALL_MODELS = [
+    School, StaffUser, Student, StudentGroup, Membership, Guardian, GuardianLink,
+    ContactPoint, Message, SurveyQuestion, Attachment, Recipient, Delivery,
+    DeliveryResult, Receipt, SurveyAnswer, AuditEntry,
+]
+
+__all__ = [m.__name__ for m in ALL_MODELS] + ["ALL_MODELS", "BaseModel"]

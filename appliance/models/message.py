@@ -1,0 +1,78 @@
+"""Messages, what they carry, and the snapshot of who they go to."""
+import peewee
+
+from appliance.models.base import OWNED, BaseModel, BooleanField, UTCDateTimeField
+from appliance.models.guardian import ContactPoint, Guardian
+from appliance.models.school import School, StaffUser
+
+PRIORITIES = ("emergency", "normal")
+CHANNELS = ("email", "push", "phone", "fax")
+QUESTION_KINDS = ("single", "multiple", "text")
+DELIVERY_STATES = ("queued", "deferred", "delivered", "bounced", "expired")
+
+
+class Message(BaseModel):
+    school = peewee.ForeignKeyField(School, backref="messages")
+    author = peewee.ForeignKeyField(StaffUser, null=True, backref="messages")
+    subject = peewee.TextField()
+    body = peewee.TextField()
+    audience = peewee.TextField()          # the targeting rule, as written
+    priority = peewee.CharField(default="normal")
+    reply_needed = BooleanField(default=False)
+    channels = peewee.CharField(default="email")   # comma-separated, in CHANNELS
+    send_at = UTCDateTimeField()
+    expires_at = UTCDateTimeField(null=True)
+    created_at = UTCDateTimeField()
+
+    class Meta:
+        replication = OWNED
+
+    @property
+    def channel_list(self) -> list[str]:
+        """The channels as a list."""
+        return [c for c in self.channels.split(",") if c]
+
+
+class SurveyQuestion(BaseModel):
+    message = peewee.ForeignKeyField(Message, backref="questions")
+    position = peewee.IntegerField()
+    kind = peewee.CharField()
+    prompt = peewee.TextField()
+    options = peewee.TextField(default="[]")    # JSON list of choices
+    required = BooleanField(default=False)
+
+    class Meta:
+        replication = OWNED
+
+
+class Attachment(BaseModel):
+    message = peewee.ForeignKeyField(Message, backref="attachments")
+    filename = peewee.CharField()
+    content_type = peewee.CharField()
+    size = peewee.IntegerField()
+    data = peewee.BlobField()
+
+    class Meta:
+        replication = OWNED
+
+
+class Recipient(BaseModel):
+    message = peewee.ForeignKeyField(Message, backref="recipients")
+    guardian = peewee.ForeignKeyField(Guardian, backref="received")
+
+    class Meta:
+        replication = OWNED
+
+
+class Delivery(BaseModel):
+    message = peewee.ForeignKeyField(Message, backref="deliveries")
+    recipient = peewee.ForeignKeyField(Recipient, backref="deliveries")
+    contact = peewee.ForeignKeyField(ContactPoint, backref="deliveries")
+    channel = peewee.CharField()
+    state = peewee.CharField(default="queued")
+    attempts = peewee.IntegerField(default=0)
+    due_at = UTCDateTimeField()
+    updated_at = UTCDateTimeField()
+
+    class Meta:
+        replication = OWNED

@@ -1,0 +1,1 @@
+"""The appliance's own MTA: outbound delivery and inbound SMTP (an adapter over the core)."""
