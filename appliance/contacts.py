@@ -77,25 +77,36 @@ def normalise(kind: str, value: str) -> str:
     raise InvalidInput(f"連絡先の種類が不明です: {kind!r}")
 
 
-def add_contact(app, guardian_id: str, kind: str, value: str, *, status: str = "pending",
-                label: str = "") -> ContactPoint:
-    """Add a contact point to a guardian in the first free slot; refuse beyond the kind's limit."""
-    value = normalise(kind, value)
-    lookup = app.sealer.lookup(kind, value)
+def add_contacts(app, guardian_id: str, kind: str, values: list[str], *, status: str = "pending",
+                 label: str = "") -> list[ContactPoint]:
+    """Add contact points to a guardian in the free slots; refuse duplicates and going past the limit."""
+    normalised = [normalise(kind, value) for value in values]
+    lookups = [app.sealer.lookup(kind, value) for value in normalised]
+    if len(set(lookups)) != len(lookups):
+        raise InvalidInput("同じ連絡先が二度指定されています")
     with db.write():
         live = list(ContactPoint.select(ContactPoint.position, ContactPoint.lookup).where(
             (ContactPoint.guardian == guardian_id) & (ContactPoint.kind == kind)
             & ContactPoint.status.in_(LIVE_STATUSES)))
-        if any(row.lookup == lookup for row in live):
+        if {row.lookup for row in live} & set(lookups):
             raise InvalidInput("この連絡先はすでに登録されています")
         free = sorted(set(range(1, MAX_PER_KIND[kind] + 1)) - {row.position for row in live})
-        if not free:
+        if len(free) < len(values):
             raise LimitReached(f"登録できるのは{MAX_PER_KIND[kind]}件までです")
         now = app.clock.now()
-        return ContactPoint.create(
-            guardian=guardian_id, kind=kind, position=free[0], sealed=app.sealer.seal(guardian_id, kind, value),
-            lookup=lookup, label=label, status=status, created_at=now,
-            confirmed_at=now if status == "active" else None)
+        rows = [ContactPoint(guardian=guardian_id, kind=kind, position=position,
+                             sealed=app.sealer.seal(guardian_id, kind, value), lookup=lookup,
+                             label=label, status=status, created_at=now,
+                             confirmed_at=now if status == "active" else None)
+                for position, value, lookup in zip(free, normalised, lookups)]
+        ContactPoint.bulk_create(rows)
+    return rows
+
+
+def add_contact(app, guardian_id: str, kind: str, value: str, *, status: str = "pending",
+                label: str = "") -> ContactPoint:
+    """Add one contact point to a guardian (see add_contacts)."""
+    return add_contacts(app, guardian_id, kind, [value], status=status, label=label)[0]
 
 
 def find_contacts(app, kind: str, value: str) -> list[ContactPoint]:
