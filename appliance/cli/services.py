@@ -1,2 +1,81 @@
-"""Placeholder."""
-COMMANDS = []
+"""Running the appliance: the worker, the health check, and `serve` for development and the demo."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import click
+
+from appliance.cli.common import emit_json, pass_app
+from appliance.health import check_health
+from appliance.tasks import create_queue
+
+
+@click.command("worker")
+@pass_app
+def worker_command(app) -> None:
+    """Run the background worker (huey consumer with the periodic sweeper)."""
+    queue = create_queue(app)
+    queue.create_consumer(workers=app.config["queue"]["workers"], worker_type="thread",
+                          periodic=True).run()
+
+
+@click.command("health")
+@pass_app
+def health_command(app) -> None:
+    """Print the state of the database, queue and mail as JSON; exit 1 unless all is well."""
+    status = check_health(app, create_queue(app))
+    emit_json(status)
+    sys.exit(0 if status["ok"] else 1)
+
+
+def service_commands(app) -> dict[str, list[str]]:
+    """Return the command line of each service `serve` starts, by name."""
+    me = [sys.executable, "-m", "appliance", "--data-dir", str(app.data_dir)]
+    web = app.config["web"]
+    return {
+        "sink": me + ["mta", "sink"],
+        "worker": me + ["worker"],
+        "web": [sys.executable, "-m", "gunicorn", "--workers", str(web["workers"]),
+                "--bind", web["bind"], "--access-logfile", "-", "webui:create_app()"],
+    }
+
+
+@click.command("serve")
+@pass_app
+def serve_command(app) -> None:
+    """Run every service in the foreground (web UI, worker, capture sink) until Ctrl-C."""
+    env = dict(os.environ, APPLIANCE_DATA_DIR=str(app.data_dir))
+    processes = {name: subprocess.Popen(argv, env=env) for name, argv in service_commands(app).items()}
+    stopping = False
+
+    def stop(*_):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    click.echo(f"web UI: {app.config['web']['base_url']}/  (health: /healthz)")
+    click.echo(f"capture sink: {app.config['sink']['bind']} -> {app.config.path('sink', 'dir')}")
+    click.echo("Ctrl-C stops everything.")
+    while not stopping:
+        exited = [name for name, proc in processes.items() if proc.poll() is not None]
+        if exited:
+            click.echo(f"service stopped unexpectedly: {', '.join(exited)}; stopping the rest", err=True)
+            break
+        time.sleep(0.5)
+    for proc in processes.values():
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in processes.values():
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    sys.exit(0 if stopping else 1)
+
+
+COMMANDS = [worker_command, health_command, serve_command]

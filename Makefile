@@ -1,0 +1,48 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+# Everything the project needs is installed from here: Debian packages via apt,
+# Python packages into .venv from pyproject.toml.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_DATA ?= demo-data
+# Debian packages the project needs on a fresh machine (python3-venv: Debian's
+# python3 cannot make a virtualenv without it).
+DEBIAN_PACKAGES := python3-venv
+
+.PHONY: demo test unit integration bench system-deps clean
+
+demo: $(VENV)/.installed
+	$(BIN)/appliance --data-dir $(DEMO_DATA) init
+	$(BIN)/appliance --data-dir $(DEMO_DATA) demo
+	$(BIN)/appliance --data-dir $(DEMO_DATA) serve
+
+test: $(VENV)/.installed
+	$(BIN)/pytest tests
+
+unit: $(VENV)/.installed
+	$(BIN)/pytest tests -m "not integration"
+
+integration: $(VENV)/.installed
+	$(BIN)/pytest tests -m integration
+
+bench: $(VENV)/.installed
+	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
+
+$(VENV)/.installed: pyproject.toml | system-deps
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+system-deps:
+	@missing=""; for pkg in $(DEBIAN_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+
+clean:
+	rm -rf $(VENV) $(DEMO_DATA) .pytest_cache

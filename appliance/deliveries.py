@@ -1,0 +1,72 @@
+"""The delivery queue in the database: claim what is due, record what happened as facts.
+
+The database, not huey, is the record of due work. A claim moves the rows' due time
+forward by a lease instead of locking them; a worker killed mid-batch therefore
+loses nothing, and only the rows it had in flight can go out twice.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import peewee
+
+from appliance import db
+from appliance.models import Delivery, DeliveryResult, Message
+
+LEASE = timedelta(minutes=5)
+RETRY_SCHEDULE = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15),
+                  timedelta(hours=1))
+PENDING_STATES = ("queued", "deferred")
+_PRIORITY_ORDER = peewee.Case(Message.priority, (("emergency", 0),), 1)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one attempt at one delivery came to."""
+
+    delivery_id: str
+    outcome: str          # delivered, deferred, bounced, expired
+    detail: str = ""
+
+
+def claim_due(app, channel: str, limit: int) -> list[Delivery]:
+    """Lease up to `limit` due deliveries of a channel, emergency first, oldest due first."""
+    now = app.clock.now()
+    with db.write():
+        rows = list(Delivery.select(Delivery, Message).join(Message)
+                    .where((Delivery.channel == channel) & Delivery.state.in_(PENDING_STATES)
+                           & (Delivery.due_at <= now))
+                    .order_by(_PRIORITY_ORDER, Delivery.due_at)
+                    .limit(limit))
+        if rows:
+            (Delivery.update(due_at=now + LEASE, attempts=Delivery.attempts + 1, updated_at=now)
+             .where(Delivery.id.in_([row.id for row in rows])).execute())
+    for row in rows:
+        row.attempts += 1
+    return rows
+
+
+def retry_at(now: datetime, attempts: int) -> datetime:
+    """Return when a deferred delivery is tried again after its n-th attempt."""
+    return now + RETRY_SCHEDULE[min(attempts, len(RETRY_SCHEDULE)) - 1]
+
+
+def record_outcomes(app, deliveries: dict[str, Delivery], outcomes: list[Outcome]) -> None:
+    """Write each outcome as a fact and move its delivery's cached state, in one transaction."""
+    now = app.clock.now()
+    with db.write():
+        DeliveryResult.insert_many([
+            {"id": DeliveryResult.id.default(), "delivery": o.delivery_id, "outcome": o.outcome,
+             "detail": o.detail[:1000], "site": app.site, "at": now} for o in outcomes]).execute()
+        for outcome in outcomes:
+            update = {"state": outcome.outcome, "updated_at": now}
+            if outcome.outcome == "deferred":
+                update["due_at"] = retry_at(now, deliveries[outcome.delivery_id].attempts)
+            Delivery.update(update).where(Delivery.id == outcome.delivery_id).execute()
+
+
+def count_due(app) -> int:
+    """Return how many deliveries of any channel are due now."""
+    return (Delivery.select().where(Delivery.state.in_(PENDING_STATES)
+                                    & (Delivery.due_at <= app.clock.now())).count())

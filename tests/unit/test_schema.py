@@ -1,0 +1,56 @@
+"""Migrations build the schema the models describe; every replicated table has a UUID key."""
+import re
+import uuid
+
+from appliance import db, migrations
+from appliance.ids import uuid7
+from appliance.models import ALL_MODELS
+from appliance.models.base import FACTS, OWNED
+
+
+def _columns(table):
+    return {row[1]: row for row in db.database.execute_sql(f"PRAGMA table_info({table})")}
+
+
+def test_migrate_is_idempotent(app):
+    assert migrations.migrate() == []
+    assert migrations.applied_versions() == {m.version for m in migrations.available_migrations()}
+
+
+def test_models_match_the_migrated_schema(app):
+    tables = {row[0] for row in db.database.execute_sql(
+        "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {m._meta.table_name for m in ALL_MODELS} | {"schema_migrations"} == tables
+    for model in ALL_MODELS:
+        columns = _columns(model._meta.table_name)
+        assert set(columns) == {f.column_name for f in model._meta.sorted_fields}, model.__name__
+        for field in model._meta.sorted_fields:
+            not_null = bool(columns[field.column_name][3]) or columns[field.column_name][5]
+            assert not_null == (not field.null), f"{model.__name__}.{field.name} nullability"
+
+
+def test_every_table_has_a_primary_key(app):
+    for (table,) in db.database.execute_sql("SELECT name FROM sqlite_master WHERE type = 'table'"):
+        assert any(col[5] for col in _columns(table).values()), table
+
+
+def test_every_replicated_table_has_a_uuid_text_key(app):
+    for model in ALL_MODELS:
+        assert model._meta.replication in (OWNED, FACTS), f"{model.__name__} declares no replication kind"
+        key = _columns(model._meta.table_name)["id"]
+        assert key[2] == "TEXT" and key[5] == 1, model.__name__
+        made = model._meta.primary_key.default()
+        assert uuid.UUID(made).version == 7
+
+
+def test_uuid7_is_time_ordered_and_versioned():
+    earlier, later = uuid7(1_700_000_000_000), uuid7(1_700_000_000_001)
+    assert earlier < later
+    parsed = uuid.UUID(earlier)
+    assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
+    assert re.fullmatch(r"[0-9a-f-]{36}", uuid7())
+
+
+def test_database_runs_in_wal_with_foreign_keys(app):
+    assert db.database.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.database.execute_sql("PRAGMA foreign_keys").fetchone()[0] == 1
