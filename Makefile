@@ -7,15 +7,19 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DATA ?= demo-data
 # Debian packages the project needs on a fresh machine (python3-venv: Debian's
-# python3 cannot make a virtualenv without it).
-DEBIAN_PACKAGES := python3-venv
+# python3 cannot make a virtualenv without it; systemd: `systemd-analyze verify`
+# checks the unit files).
+DEBIAN_PACKAGES := python3-venv systemd
 
-.PHONY: demo test unit integration bench system-deps clean
+.PHONY: demo demo-setup test unit integration bench system-deps clean
 
-demo: $(VENV)/.installed
+demo: demo-setup
+	$(BIN)/appliance --data-dir $(DEMO_DATA) serve
+
+# The demo's set-up path on its own (the integration tier runs it in a temporary dir).
+demo-setup: $(VENV)/.installed
 	$(BIN)/appliance --data-dir $(DEMO_DATA) init
 	$(BIN)/appliance --data-dir $(DEMO_DATA) demo
-	$(BIN)/appliance --data-dir $(DEMO_DATA) serve
 
 test: $(VENV)/.installed
 	$(BIN)/pytest tests
