@@ -39,3 +39,9 @@ def parse_time(text: str) -> datetime:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=TOKYO)
     return moment.astimezone(timezone.utc)
+
+
+def school_year(moment: datetime) -> int:
+    """Return the Japanese school year (年度, April to March) a moment falls in, in Tokyo."""
+    local = to_tokyo(moment)
+    return local.year if local.month >= 4 else local.year - 1

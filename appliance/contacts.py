@@ -164,3 +164,34 @@ def open_for_delivery(app, contact_ids: list[str]) -> dict[str, str]:
     rows = (ContactPoint.select(ContactPoint.id, ContactPoint.guardian, ContactPoint.kind, ContactPoint.sealed)
             .where(ContactPoint.id.in_(contact_ids)).tuples())
     return {cid: app.sealer.open(gid, kind, sealed) for cid, gid, kind, sealed in rows}
+
+
+def add_contacts_bulk(app, rows: list[tuple[str, str, str]], *, status: str = "pending") -> int:
+    """Add (guardian id, kind, value) rows in one statement, for guardians that have no contact points yet.
+
+    Made for seeds and imports of new guardians: positions are numbered from 1 in the
+    order given, without reading the table, so a guardian who already has contact
+    points must go through add_contacts instead. Returns how many rows were added.
+    """
+    now = app.clock.now()
+    confirmed_at = now if status == "active" else None
+    taken: Counter = Counter()
+    seen: set[tuple[str, str, str]] = set()
+    records = []
+    for guardian_id, kind, value in rows:
+        value = normalise(kind, value)
+        lookup = app.sealer.lookup(kind, value)
+        if (guardian_id, kind, lookup) in seen:
+            raise InvalidInput("同じ連絡先が二度指定されています")
+        seen.add((guardian_id, kind, lookup))
+        taken[guardian_id, kind] += 1
+        if taken[guardian_id, kind] > MAX_PER_KIND[kind]:
+            raise LimitReached(f"登録できるのは{MAX_PER_KIND[kind]}件までです")
+        records.append((ContactPoint.id.default(), guardian_id, kind, taken[guardian_id, kind],
+                        app.sealer.seal(guardian_id, kind, value), lookup, "", status, now, confirmed_at))
+    with db.write():
+        db.insert_rows(ContactPoint, [ContactPoint.id, ContactPoint.guardian, ContactPoint.kind,
+                                      ContactPoint.position, ContactPoint.sealed, ContactPoint.lookup,
+                                      ContactPoint.label, ContactPoint.status, ContactPoint.created_at,
+                                      ContactPoint.confirmed_at], records)
+    return len(records)

@@ -46,6 +46,28 @@ def close_database() -> None:
         database.close()
 
 
+def execute_many(model, template: str, fields: list, rows: list[tuple]) -> None:
+    """Run one prepared statement over many rows, values converted as ``fields`` store them.
+
+    ``{table}`` and ``{p}`` in the template become the quoted table and the driver's
+    placeholder. Used instead of insert_many/bulk_update where rows number in the
+    thousands: peewee renders those value by value into SQL text, several times slower
+    than binding them (40,000 students: ~5 s against under 1 s).
+    """
+    if rows:
+        sql = template.format(table=f'"{model._meta.table_name}"', p=database.param)
+        converters = [f.db_value for f in fields]
+        database.cursor().executemany(sql, [[convert(v) for convert, v in zip(converters, row)]
+                                            for row in rows])
+
+
+def insert_rows(model, fields: list, rows: list[tuple]) -> None:
+    """Insert many rows (tuples in the order of ``fields``) with one prepared statement."""
+    columns = ", ".join(f'"{f.column_name}"' for f in fields)
+    execute_many(model, f'INSERT INTO {{table}} ({columns}) VALUES ({", ".join(["{p}"] * len(fields))})',
+                 fields, rows)
+
+
 @contextmanager
 def write():
     """Run the block in one IMMEDIATE write transaction (a savepoint when nested)."""

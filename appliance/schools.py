@@ -5,6 +5,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from appliance import audit, db
+from appliance.clock import school_year
 from appliance.errors import InvalidInput, NotFound
 from appliance.models import School, StaffUser
 from appliance.models.school import ROLES
@@ -23,7 +24,9 @@ def add_school(app, code: str, name: str, *, grades: int = 6, actor: str = "cli"
     with db.write():
         if School.select().where(School.code == code).exists():
             raise InvalidInput(f"学校コード {code} はすでに使われています")
-        school = School.create(code=code, name=name.strip(), grades=grades, created_at=app.clock.now())
+        now = app.clock.now()
+        school = School.create(code=code, name=name.strip(), grades=grades, school_year=school_year(now),
+                               created_at=now)
         audit.record(app, actor, "school.add", school_id=school.id, detail={"code": code})
     return school
 

@@ -8,6 +8,7 @@ CREATE TABLE school (
     code        TEXT NOT NULL UNIQUE,
     name        TEXT NOT NULL,
     grades      INTEGER NOT NULL DEFAULT 6 CHECK (grades BETWEEN 1 AND 12),
+    school_year INTEGER NOT NULL,
     created_at  TEXT NOT NULL
 );
 
@@ -99,6 +100,7 @@ CREATE TABLE contact_point (
 CREATE UNIQUE INDEX contact_point_slot ON contact_point (guardian_id, kind, position)
     WHERE status <> 'removed';
 CREATE INDEX contact_point_lookup ON contact_point (kind, lookup);
+CREATE INDEX contact_point_guardian ON contact_point (guardian_id, kind);
 
 CREATE TABLE message (
     id              TEXT PRIMARY KEY,

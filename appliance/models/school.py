@@ -10,6 +10,7 @@ class School(BaseModel):
     code = peewee.CharField(unique=True)
     name = peewee.CharField()
     grades = peewee.IntegerField(default=6)      # the top grade, who graduate at rollover
+    school_year = peewee.IntegerField()          # the 年度 the roster is in (moved on by promote)
     created_at = UTCDateTimeField()
 
     class Meta:
