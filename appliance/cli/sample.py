@@ -1,2 +1,51 @@
-"""Placeholder: filled in by its owner."""
-COMMANDS = []
+"""Sample data commands: `appliance demo` and `appliance bench seed`."""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+
+import click
+
+from appliance.cli.common import emit_json, pass_app
+from appliance.demo import seed_bench, seed_demo
+
+
+@click.command("demo")
+@pass_app
+def demo_command(app) -> None:
+    """Seed a demo school with students, guardians, addresses and staff logins (once)."""
+    result = seed_demo(app)
+    emit_json({
+        "created": result.created,
+        "school": {"code": result.school_code, "name": result.school_name},
+        "counts": {"grades": result.grades, "classes": result.classes, "students": result.students,
+                   "guardians": result.guardians, "addresses": result.addresses},
+        "logins_file": str(result.logins_file),
+        "logins": [asdict(login) for login in result.logins],
+    })
+    if not result.logins:
+        click.echo(f"ログイン情報のファイル {result.logins_file} がありません。"
+                   "パスワードは `appliance user add` で作り直してください。", err=True)
+
+
+@click.group("bench")
+def bench_group() -> None:
+    """Data sets for the benchmarks in bench/."""
+
+
+@bench_group.command("seed")
+@click.option("--schools", default=90, show_default=True, type=click.IntRange(min=1))
+@click.option("--guardians", default=40000, show_default=True, type=click.IntRange(min=1),
+              help="Guardians in all, shared out over the schools.")
+@click.option("--addresses", default=4, show_default=True, type=click.IntRange(1, 4),
+              help="Active email addresses per guardian.")
+@click.option("--seed", default=1, show_default=True, help="Same seed, same names and addresses.")
+@pass_app
+def bench_seed(app, schools: int, guardians: int, addresses: int, seed: int) -> None:
+    """Create schools bench001... with students, clubs, routes, guardians and addresses, in bulk."""
+    started = time.perf_counter()
+    result = seed_bench(app, schools=schools, guardians=guardians, addresses=addresses, seed=seed)
+    emit_json({**asdict(result), "seconds": round(time.perf_counter() - started, 2)})
+
+
+COMMANDS = [demo_command, bench_group]
