@@ -6,18 +6,17 @@ The replication work hooks changeset capture into this same context manager.
 
 PostgreSQL path: the models bind to :data:`database`, a proxy, so a
 ``playhouse.db_url`` database can be bound instead; ``write()`` then maps to a
-plain transaction, and the ``uuid7()`` SQL function below to PostgreSQL 18's
-``uuidv7()``.
+plain transaction, and :func:`new_keys` to PostgreSQL 18's ``uuidv7()``.
 """
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import peewee
 from playhouse.apsw_ext import APSWDatabase
 
-from appliance.ids import uuid7
 
 database = peewee.DatabaseProxy()
 
@@ -33,11 +32,26 @@ def open_database(path: str | Path, busy_timeout_ms: int = 10000) -> APSWDatabas
             "foreign_keys": 1,
         },
     )
-    # Lets a single INSERT ... SELECT give every new row its own key.
-    db.register_function(lambda: uuid7(), "uuid7", 0)
     database.initialize(db)
     db.connect(reuse_if_open=True)
     return db
+
+
+def new_keys(unix_ms: int | None = None) -> peewee.Node:
+    """A SQL expression that gives each row of one INSERT ... SELECT its own UUIDv7.
+
+    RFC 9562 method 1: the statement's millisecond, a 24-bit counter (the row's number
+    in the statement, so keys rise and the key index is appended to, not split at
+    random) and 48 random bits from SQLite per row. Done in SQL because a Python
+    function called per row, with random keys, made a 160,000-delivery send ~40%
+    slower. PostgreSQL: ``uuidv7()``.
+    """
+    ms = time.time_ns() // 1_000_000 if unix_ms is None else unix_ms
+    stamp = f"{ms & 0xFFFF_FFFF_FFFF:012x}"
+    return peewee.SQL(
+        "(? || printf('%03x', (row_number() OVER ()) >> 12 & 4095) || '-8'"
+        " || printf('%03x', (row_number() OVER ()) & 4095) || '-' || lower(hex(randomblob(6))))",
+        [f"{stamp[:8]}-{stamp[8:]}-7"])
 
 
 def close_database() -> None:

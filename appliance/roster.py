@@ -17,9 +17,9 @@ from appliance.clock import school_year
 from appliance.errors import InvalidInput, NotFound
 from appliance.models import GuardianLink, Membership, School, Student, StudentGroup
 from appliance.models.guardian import LINK_STATUSES
-from appliance.models.roster import GROUP_KINDS
 from appliance.roster_import import RosterImportError, name_key, parse_roster
 from appliance.schools import get_school
+from appliance.targeting import GROUP_WORDS
 
 _SEAT = re.compile(r"^(\d+)-(.+)-(\d+)$")
 
@@ -184,12 +184,12 @@ def transfer_in(app, school: School, *, grade: int, class_name: str, number: int
 
 
 def parse_group(spec: str) -> tuple[str, str]:
-    """Split "club:NAME" into (kind, key); kinds are club, route and custom."""
-    kind, colon, key = spec.partition(":")
-    kind, key = kind.strip().lower(), key.strip()
-    if not colon or kind not in GROUP_KINDS or not key:
-        raise InvalidInput(f"グループは「種類:名前」（種類は {', '.join(GROUP_KINDS)}）で指定してください: {spec!r}")
-    return kind, key
+    """Split "club:NAME" into (StudentGroup kind, key), with the words audience rules use."""
+    word, colon, key = spec.partition(":")
+    word, key = word.strip().lower(), key.strip()
+    if not colon or word not in GROUP_WORDS or not key:
+        raise InvalidInput(f"グループは「種類:名前」（種類は {', '.join(GROUP_WORDS)}）で指定してください: {spec!r}")
+    return GROUP_WORDS[word], key
 
 
 def join_group(app, school: School, ref: str, spec: str, *, actor: str = "cli") -> bool:

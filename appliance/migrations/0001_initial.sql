@@ -100,7 +100,8 @@ CREATE TABLE contact_point (
 CREATE UNIQUE INDEX contact_point_slot ON contact_point (guardian_id, kind, position)
     WHERE status <> 'removed';
 CREATE INDEX contact_point_lookup ON contact_point (kind, lookup);
-CREATE INDEX contact_point_guardian ON contact_point (guardian_id, kind);
+-- Covers the snapshot join (recipients -> their live addresses) without touching rows.
+CREATE INDEX contact_point_guardian ON contact_point (guardian_id, kind, status, id);
 
 CREATE TABLE message (
     id              TEXT PRIMARY KEY,

@@ -126,9 +126,9 @@ def test_transfer_in_to_a_taken_seat_exits_1(cli, roster_file):
 
 def test_join_and_leave(cli, roster_file):
     ok(cli("roster", "import", "--school", "S1", roster_file))
-    assert ok(cli("roster", "join", "--school", "S1", "--student", "1002", "--group", "custom:図書委員")) == {
+    assert ok(cli("roster", "join", "--school", "S1", "--student", "1002", "--group", "group:図書委員")) == {
         "changed": True}
-    assert ok(cli("roster", "join", "--school", "S1", "--student", "1002", "--group", "custom:図書委員")) == {
+    assert ok(cli("roster", "join", "--school", "S1", "--student", "1002", "--group", "group:図書委員")) == {
         "changed": False}
     assert ok(cli("roster", "leave", "--school", "S1", "--student", "1002", "--group", "route:南")) == {
         "changed": True}

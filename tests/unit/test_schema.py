@@ -54,3 +54,14 @@ def test_uuid7_is_time_ordered_and_versioned():
 def test_database_runs_in_wal_with_foreign_keys(app):
     assert db.database.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.database.execute_sql("PRAGMA foreign_keys").fetchone()[0] == 1
+
+
+def test_keys_made_in_sql_are_uuid7_unique_rising_and_time_ordered(app):
+    expression, params = db.database.get_sql_context().sql(db.new_keys(1_700_000_000_000)).query()
+    counting = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50000)"
+    keys = [row[0] for row in db.database.execute_sql(f"{counting} SELECT {expression} FROM n", params)]
+    assert len(set(keys)) == len(keys) and keys == sorted(keys)
+    for key in keys[:5000:7]:
+        parsed = uuid.UUID(key)
+        assert parsed.version == 7 and parsed.variant == uuid.RFC_4122 and str(parsed) == key
+    assert uuid7(1_699_999_999_999) < keys[0] and keys[-1] < uuid7(1_700_000_000_001)

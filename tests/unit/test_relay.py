@@ -1,0 +1,112 @@
+"""Email through the relay: claims with a lease, personalised mail, results as facts, retries, expiry."""
+from datetime import timedelta
+from email import message_from_bytes, policy
+
+import pytest
+
+from appliance import db, deliveries, relay
+from appliance.guardians import add_guardian
+from appliance.messages import create_message
+from appliance.models import Delivery, DeliveryResult, Student
+from appliance.schools import add_school
+
+
+class RecordingRelay:
+    """Stands in for the SMTP relay: keeps what it is given, or fails as told."""
+
+    def __init__(self, fail_for: dict[str, relay.RelayError] | None = None):
+        self.sent: list[tuple[str, str, bytes]] = []
+        self.fail_for = fail_for or {}
+
+    def send(self, sender, recipient, data):
+        if recipient in self.fail_for:
+            raise self.fail_for[recipient]
+        self.sent.append((sender, recipient, data))
+
+
+@pytest.fixture
+def school(app):
+    school = add_school(app, "s1", "さくら小学校")
+    now = app.clock.now()
+    with db.write():
+        older = Student.create(school=school, grade=3, class_name="1", number=1, name="山田 一郎",
+                               created_at=now, updated_at=now)
+        younger = Student.create(school=school, grade=1, class_name="2", number=4, name="山田 花子",
+                                 created_at=now, updated_at=now)
+    add_guardian(app, "山田 太郎", student_ids=[older.id, younger.id],
+                 emails=["taro@example.jp", "taro@docomo.ne.jp"], approved=True)
+    return school
+
+
+def _send(app, school, **kwargs):
+    return create_message(app, school, audience="all", subject="臨時休校のお知らせ",
+                          body="本日は大雪のため臨時休校とします。", **kwargs)
+
+
+def test_one_personalised_mail_per_address(app, school):
+    _send(app, school)
+    sink = RecordingRelay()
+    assert relay.deliver_due(app, sink) == 2
+    assert sorted(rcpt for _, rcpt, _ in sink.sent) == ["taro@docomo.ne.jp", "taro@example.jp"]
+    mail = message_from_bytes(sink.sent[0][2], policy=policy.default)
+    assert mail["Subject"] == "臨時休校のお知らせ"
+    assert mail["To"] == sink.sent[0][1]
+    text = mail.get_body(("plain",)).get_content()
+    assert "山田 太郎 様" in text and "山田 一郎、山田 花子" in text and "大雪" in text
+    assert {d.state for d in Delivery.select()} == {"delivered"}
+    assert DeliveryResult.select().where(DeliveryResult.outcome == "delivered").count() == 2
+    assert relay.deliver_due(app, sink) == 0
+
+
+def test_emergency_subject_is_marked(app, school):
+    _send(app, school, priority="emergency")
+    sink = RecordingRelay()
+    relay.deliver_due(app, sink)
+    assert message_from_bytes(sink.sent[0][2], policy=policy.default)["Subject"].startswith("【緊急】")
+
+
+def test_refusals_bounce_and_trouble_defers_then_retries(app, school, clock):
+    _send(app, school)
+    sink = RecordingRelay({
+        "taro@example.jp": relay.RelayError("550 5.1.1 no such user", permanent=True),
+        "taro@docomo.ne.jp": relay.RelayError("451 4.3.0 try later", permanent=False),
+    })
+    relay.deliver_due(app, sink)
+    states = {d.contact_id: d.state for d in Delivery.select()}
+    assert sorted(states.values()) == ["bounced", "deferred"]
+    assert relay.deliver_due(app, RecordingRelay()) == 0      # not due again yet
+    clock.advance(minutes=1, seconds=1)
+    retry = RecordingRelay()
+    assert relay.deliver_due(app, retry) == 1
+    assert [rcpt for _, rcpt, _ in retry.sent] == ["taro@docomo.ne.jp"]
+
+
+def test_expired_mail_is_not_sent_late(app, school, clock):
+    _send(app, school, expires_at=clock.now() + timedelta(hours=1))
+    clock.advance(hours=2)
+    sink = RecordingRelay()
+    relay.deliver_due(app, sink)
+    assert sink.sent == [] and {d.state for d in Delivery.select()} == {"expired"}
+
+
+def test_scheduled_mail_waits_for_its_time(app, school, clock):
+    _send(app, school, send_at=clock.now() + timedelta(hours=3))
+    assert relay.deliver_due(app, RecordingRelay()) == 0
+    clock.advance(hours=3)
+    assert relay.deliver_due(app, RecordingRelay()) == 2
+
+
+def test_emergency_mail_is_claimed_first(app, school, clock):
+    _send(app, school)
+    clock.advance(seconds=1)
+    urgent = _send(app, school, priority="emergency")
+    claimed = deliveries.claim_due(app, "email", 2)
+    assert {d.message_id for d in claimed} == {urgent.id}
+
+
+def test_a_worker_killed_mid_batch_loses_nothing(app, school, clock):
+    _send(app, school)
+    assert len(deliveries.claim_due(app, "email", 10)) == 2   # claimed, then the worker dies
+    assert relay.deliver_due(app, RecordingRelay()) == 0       # leased: nobody sends it twice
+    clock.advance(minutes=5, seconds=1)
+    assert relay.deliver_due(app, RecordingRelay()) == 2       # the lease ran out: sent after all
