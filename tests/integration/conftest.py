@@ -1,0 +1,108 @@
+"""Integration tier: real processes and servers on loopback, free ports, readiness polling."""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+APPLIANCE = [sys.executable, "-m", "appliance"]
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "tests/integration" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float = 30, interval: float = 0.2, what: str = "condition"):
+    """Poll until predicate() is truthy and return its value; fail after timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def http_get(url: str) -> tuple[int, bytes]:
+    """GET a URL; return (status, body), or (0, b"") while nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except OSError:
+        return 0, b""
+
+
+class Site:
+    """A data dir with its own ports, and the `appliance` command pointed at it."""
+
+    def __init__(self, data_dir: Path):
+        self.data_dir = data_dir
+        web, sink = free_port(), free_port()
+        self.base_url = f"http://127.0.0.1:{web}"
+        self.env = dict(os.environ, APPLIANCE_DATA_DIR=str(data_dir),
+                        APPLIANCE_WEB__BIND=f"127.0.0.1:{web}", APPLIANCE_WEB__BASE_URL=self.base_url,
+                        APPLIANCE_WEB__WORKERS="2", APPLIANCE_SINK__BIND=f"127.0.0.1:{sink}",
+                        APPLIANCE_MAIL__RELAY=f"127.0.0.1:{sink}")
+        self.server: subprocess.Popen | None = None
+
+    def run(self, *args: str, check: bool = True, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+        """Run `appliance ARGS` against this site."""
+        result = subprocess.run([*APPLIANCE, *args], env=self.env, input=stdin, capture_output=True,
+                                cwd=self.data_dir.parent, timeout=300)
+        if check and result.returncode != 0:
+            raise AssertionError(f"appliance {' '.join(args)} failed:\n{result.stderr.decode()}")
+        return result
+
+    def serve(self) -> None:
+        """Start `appliance serve` and wait until /healthz says all is well."""
+        self.server = subprocess.Popen([*APPLIANCE, "serve"], env=self.env, cwd=self.data_dir.parent,
+                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
+        wait_until(lambda: http_get(f"{self.base_url}/healthz")[0] == 200
+                   and b'"ok":true' in http_get(f"{self.base_url}/healthz")[1].replace(b" ", b""),
+                   what="healthz ok")
+
+    def stop(self) -> str:
+        """Stop `serve` (and everything it started); return what it printed."""
+        if self.server is None:
+            return ""
+        os.killpg(self.server.pid, signal.SIGTERM)
+        try:
+            output, _ = self.server.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.server.pid, signal.SIGKILL)
+            output, _ = self.server.communicate()
+        self.server = None
+        return output.decode(errors="replace")
+
+
+@pytest.fixture
+def site(tmp_path):
+    """A fresh, not yet initialised site; its services are stopped after the test."""
+    running = Site(tmp_path / "data")
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def make_available():
+    if shutil.which("make") is None:
+        pytest.fail("make is not installed")
