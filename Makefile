@@ -11,7 +11,7 @@ DEMO_DATA ?= demo-data
 # checks the unit files).
 DEBIAN_PACKAGES := python3-venv systemd
 
-.PHONY: demo demo-setup test unit integration bench system-deps clean
+.PHONY: demo demo-setup test lint unit integration bench system-deps clean
 
 demo: demo-setup
 	$(BIN)/appliance --data-dir $(DEMO_DATA) serve
@@ -21,8 +21,11 @@ demo-setup: $(VENV)/.installed
 	$(BIN)/appliance --data-dir $(DEMO_DATA) init
 	$(BIN)/appliance --data-dir $(DEMO_DATA) demo
 
-test: $(VENV)/.installed
+test: lint
 	$(BIN)/pytest tests
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check appliance webui mta tests bench
 
 unit: $(VENV)/.installed
 	$(BIN)/pytest tests -m "not integration"

@@ -14,6 +14,7 @@ import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
+import peewee
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -115,6 +116,19 @@ def find_contacts(app, kind: str, value: str) -> list[ContactPoint]:
     return list(ContactPoint.select().where(
         (ContactPoint.kind == kind) & (ContactPoint.lookup == lookup)
         & ContactPoint.status.in_(LIVE_STATUSES)))
+
+
+def find_holders(app, kind: str, values: list[str]) -> dict[str, set[str]]:
+    """Return value -> ids of guardians holding it live, for many values in a few queries."""
+    lookups = {app.sealer.lookup(kind, normalise(kind, value)): value for value in values}
+    holders: dict[str, set[str]] = {value: set() for value in values}
+    for batch in peewee.chunked(list(lookups), 500):
+        rows = (ContactPoint.select(ContactPoint.lookup, ContactPoint.guardian)
+                .where((ContactPoint.kind == kind) & ContactPoint.lookup.in_(batch)
+                       & ContactPoint.status.in_(LIVE_STATUSES)).tuples())
+        for lookup, guardian_id in rows:
+            holders[lookups[lookup]].add(guardian_id)
+    return holders
 
 
 @dataclass(frozen=True)

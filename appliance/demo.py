@@ -10,10 +10,10 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance import contacts, db
+from appliance import contacts, db, guardians
 from appliance.errors import InvalidInput
 from appliance.ids import uuid7
-from appliance.models import Guardian, GuardianLink, Membership, School, Student, StudentGroup
+from appliance.models import GuardianLink, Membership, School, Student, StudentGroup
 from appliance.sample_data import SampleGenerator, SampleSchool
 from appliance.schools import add_school, add_staff_user
 
@@ -121,7 +121,6 @@ def _store_roster(app, school: School, plan: SampleSchool) -> None:
     now = app.clock.now()
     group_ids = {group: uuid7() for group in plan.groups}
     student_ids = [uuid7() for _ in plan.students]
-    guardian_ids = [uuid7() for _ in plan.guardians]
     with db.write():
         db.insert_rows(StudentGroup, [StudentGroup.id, StudentGroup.school, StudentGroup.kind, StudentGroup.key,
                                       StudentGroup.name, StudentGroup.created_at],
@@ -135,15 +134,9 @@ def _store_roster(app, school: School, plan: SampleSchool) -> None:
         db.insert_rows(Membership, [Membership.id, Membership.group, Membership.student],
                        [(uuid7(), group_ids[group], sid)
                         for sid, s in zip(student_ids, plan.students) for group in s.groups])
-        db.insert_rows(Guardian, [Guardian.id, Guardian.name, Guardian.locale, Guardian.created_at],
-                       [(gid, g.name.name, "ja", now) for gid, g in zip(guardian_ids, plan.guardians)])
-        db.insert_rows(GuardianLink, [GuardianLink.id, GuardianLink.guardian, GuardianLink.student,
-                                      GuardianLink.relationship, GuardianLink.status, GuardianLink.created_at,
-                                      GuardianLink.decided_at],
-                       [(uuid7(), gid, student_ids[child], g.relationship, "approved", now, now)
-                        for gid, g in zip(guardian_ids, plan.guardians) for child in g.children])
-        contacts.add_contacts_bulk(app, [(gid, "email", email) for gid, g in zip(guardian_ids, plan.guardians)
-                                         for email in g.emails], status="active")
+        guardians.add_guardians(app, [
+            guardians.NewGuardian(g.name.name, [student_ids[child] for child in g.children], g.emails,
+                                  g.relationship) for g in plan.guardians], approved=True)
 
 
 def _add_demo_staff(app, school: School):

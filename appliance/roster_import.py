@@ -437,15 +437,15 @@ def _write_plan(plan: _Plan) -> None:
 def _write_guardians(app, school: School, rows: list[RosterRow], student_ids: dict[int, str]) -> tuple[int, int]:
     families = {key: (emails, [student_ids[row.line] for row in members])
                 for key, (emails, members) in _families(rows).items()}
-    # One lookup per family is the contacts module's to make; names and links come in bulk.
-    holders = {key: {point.guardian_id for point in contacts.find_contacts(app, "email", key[1])}
-               for key in families}
+    by_first = contacts.find_holders(app, "email", [first for _, first in families])
+    holders = {key: by_first[key[1]] for key in families}
     names: dict[str, str] = {}
     for batch in peewee.chunked(sorted(set().union(*holders.values())), 500):
         names.update(Guardian.select(Guardian.id, Guardian.name).where(Guardian.id.in_(batch)).tuples())
     linked = set(GuardianLink.select(GuardianLink.guardian, GuardianLink.student).join(Student)
                  .where(Student.school == school).tuples())
-    created = existing = 0
+    new: list[guardians.NewGuardian] = []
+    existing = 0
     for (name, first), (emails, students) in families.items():
         same = sorted(g for g in holders[name, first] if names[g] == name)   # UUIDv7: oldest first
         if same:
@@ -454,6 +454,6 @@ def _write_guardians(app, school: School, rows: list[RosterRow], student_ids: di
                 guardians.link_students(app, same[0], missing, approved=True)
             existing += 1
         else:
-            guardians.add_guardian(app, name, student_ids=students, emails=emails, approved=True)
-            created += 1
-    return created, existing
+            new.append(guardians.NewGuardian(name, students, emails))
+    guardians.add_guardians(app, new, approved=True)
+    return len(new), existing

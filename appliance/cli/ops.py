@@ -22,12 +22,10 @@ def init_command(state) -> None:
 
 
 @click.command("migrate")
-@click.pass_obj
-def migrate_command(state) -> None:
+@pass_app
+def migrate_command(app) -> None:
     """Apply pending database migrations (a fresh install applies them all)."""
-    with user_errors():
-        state.app  # opens the database
-        applied = migrations.migrate()
+    applied = migrations.migrate()
     emit_json({"applied": [f"{m.version:04d}_{m.name}" for m in applied]})
 
 

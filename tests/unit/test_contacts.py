@@ -1,5 +1,6 @@
 """Contact points: sealed at rest, found by keyed hash, limited to 4, counted for schools, audited for operators."""
 import pytest
+from cryptography.exceptions import InvalidTag
 
 from appliance import contacts, db
 from appliance.errors import InvalidInput, LimitReached
@@ -26,7 +27,7 @@ def test_values_are_sealed_at_rest(app, guardian):
 
 def test_sealed_value_does_not_open_for_another_guardian(app, guardian):
     point = contacts.add_contact(app, guardian.id, "email", "taro@example.jp")
-    with pytest.raises(Exception):
+    with pytest.raises(InvalidTag):
         app.sealer.open("someone-else", "email", point.sealed)
 
 
@@ -72,3 +73,9 @@ def test_operator_view_is_audited(app, guardian):
     entry = AuditEntry.get(AuditEntry.action == "contacts.view")
     assert entry.actor == "operator1" and entry.subject_id == guardian.id
     assert "taro" not in entry.detail
+
+
+def test_find_holders_of_many_values_at_once(app, guardian):
+    contacts.add_contacts(app, guardian.id, "email", ["a@example.jp", "b@example.jp"])
+    assert contacts.find_holders(app, "email", ["A@example.JP".replace("A@", "a@"), "c@example.jp"]) == {
+        "a@example.jp": {guardian.id}, "c@example.jp": set()}

@@ -241,8 +241,8 @@ def test_resolution_takes_the_same_number_of_queries_for_any_size(app):
     rule = parse_rule("(club:soccer OR route:north) AND NOT club:chorus OR grade:3 OR class:2-1")
     counts = []
     for school in (small, large):
-        counts.append((count_statements(lambda: count_audience(school, rule)),
-                       count_statements(lambda: list(guardian_query(school, rule)))))
+        counts.append((count_statements(lambda school=school: count_audience(school, rule)),
+                       count_statements(lambda school=school: list(guardian_query(school, rule)))))
     assert counts[0] == counts[1]
     assert counts[0] == (3, 2)   # the group check, then one statement per answer
     assert count_audience(large, rule)["guardians"] > count_audience(small, rule)["guardians"]
