@@ -110,14 +110,6 @@ def add_contact(app, guardian_id: str, kind: str, value: str, *, status: str = "
     return add_contacts(app, guardian_id, kind, [value], status=status, label=label)[0]
 
 
-def find_contacts(app, kind: str, value: str) -> list[ContactPoint]:
-    """Return live contact points holding this value (any guardian), without decrypting."""
-    lookup = app.sealer.lookup(kind, normalise(kind, value))
-    return list(ContactPoint.select().where(
-        (ContactPoint.kind == kind) & (ContactPoint.lookup == lookup)
-        & ContactPoint.status.in_(LIVE_STATUSES)))
-
-
 def find_holders(app, kind: str, values: list[str]) -> dict[str, set[str]]:
     """Return value -> ids of guardians holding it live, for many values in a few queries."""
     lookups = {app.sealer.lookup(kind, normalise(kind, value)): value for value in values}

@@ -52,11 +52,6 @@ def test_fifth_address_is_refused_and_duplicates_too(app, guardian):
     assert ContactPoint.select().count() == 4
 
 
-def test_find_by_value_without_decrypting(app, guardian):
-    point = contacts.add_contact(app, guardian.id, "email", "hanako@example.jp")
-    assert [p.id for p in contacts.find_contacts(app, "email", " hanako@EXAMPLE.jp ")] == [point.id]
-
-
 def test_schools_get_counts_never_values(app, guardian):
     points = contacts.add_contacts(app, guardian.id, "email", ["a@example.jp", "b@example.jp"], status="active")
     with db.write():
@@ -77,5 +72,5 @@ def test_operator_view_is_audited(app, guardian):
 
 def test_find_holders_of_many_values_at_once(app, guardian):
     contacts.add_contacts(app, guardian.id, "email", ["a@example.jp", "b@example.jp"])
-    assert contacts.find_holders(app, "email", ["A@example.JP".replace("A@", "a@"), "c@example.jp"]) == {
-        "a@example.jp": {guardian.id}, "c@example.jp": set()}
+    assert contacts.find_holders(app, "email", [" a@example.JP", "c@example.jp"]) == {
+        " a@example.JP": {guardian.id}, "c@example.jp": set()}

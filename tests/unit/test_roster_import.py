@@ -4,7 +4,7 @@ import json
 import pytest
 
 from appliance import contacts
-from appliance.models import AuditEntry, Guardian, GuardianLink, Membership, Student, StudentGroup
+from appliance.models import AuditEntry, ContactPoint, Guardian, GuardianLink, Membership, Student, StudentGroup
 from appliance.roster_import import RosterImportError, decode_roster, import_roster
 from appliance.schools import add_school
 
@@ -245,8 +245,8 @@ def test_guardians_are_created_approved_and_siblings_share_one(app, school):
     assert (summary["guardians_created"], summary["guardians_existing"]) == (2, 0)
     assert guardian_view(app) == {"山田 春子": (["1001", "1003"], {"email": 2}),
                                   "鈴木 母": (["1002"], {"email": 1})}
-    [point] = contacts.find_contacts(app, "email", "Suzuki@example.jp")
-    assert point.status == "active"
+    [holder] = contacts.find_holders(app, "email", ["Suzuki@example.jp"])["Suzuki@example.jp"]
+    assert [p.status for p in ContactPoint.select().where(ContactPoint.guardian == holder)] == ["active"]
 
 
 def test_reimport_with_guardians_links_without_duplicating(app, school):
