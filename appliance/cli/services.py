@@ -19,8 +19,10 @@ from appliance.tasks import create_queue
 def worker_command(app) -> None:
     """Run the background worker (huey consumer with the periodic sweeper)."""
     queue = create_queue(app)
+    # An idle consumer polls at most a second apart: an emergency notice must not wait
+    # for huey's default ten-second back-off.
     queue.create_consumer(workers=app.config["queue"]["workers"], worker_type="thread",
-                          periodic=True).run()
+                          periodic=True, max_delay=1.0).run()
 
 
 @click.command("health")
