@@ -64,12 +64,12 @@ def normalise(kind: str, value: str) -> str:
         local, _, domain = value.rpartition("@")
         candidate = f"{local}@{domain.lower()}"
         if len(candidate) > 254 or not _EMAIL.match(candidate):
-            raise InvalidInput(f"メールアドレスの形式が正しくありません: {value!r}")
+            raise InvalidInput("メールアドレスの形式が正しくありません")   # never echo contact data: errors reach logs
         return candidate
     if kind in ("phone", "fax"):
         digits = re.sub(r"[\s\-()]", "", value)
         if not _PHONE.match(digits):
-            raise InvalidInput(f"電話番号の形式が正しくありません: {value!r}")
+            raise InvalidInput("電話番号の形式が正しくありません")
         return digits
     if kind == "push":
         if not value.startswith("{"):
