@@ -46,6 +46,15 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "from_name": "連絡網",
         "relay": "127.0.0.1:2525",      # where outbound mail goes until the own MTA exists
     },
+    "mta": {
+        "helo_name": "",                # empty: the mail domain
+        "bounce_domain": "",            # VERP envelope senders live here; empty: the mail domain
+        "nameservers": [],              # empty: the system's resolvers
+        "transport": {},                # domain -> "host:port" relay; "*" relays every domain
+        "dkim_selector": "renraku",
+        "dkim_ed25519": False,          # add an Ed25519 signature beside the RSA one
+        "iso2022jp_domains": [],        # feature-phone domains that need ISO-2022-JP mail
+    },
     "sink": {
         "bind": "127.0.0.1:2525",       # the demo's capture sink
         "dir": "sink",
@@ -89,6 +98,11 @@ def _coerce(section: str, key: str, raw: Any, default: Any) -> Any:
         except (TypeError, ValueError):
             raise ConfigError(f"{name}: expected a whole number, got {raw!r}") from None
     if isinstance(default, dict):
+        if isinstance(raw, str):   # from the environment: "key=value,key=value"
+            pairs = [item.partition("=") for item in raw.split(",") if item.strip()]
+            if any(not sep for _, sep, _ in pairs):
+                raise ConfigError(f"{name}: expected key=value pairs separated by commas, got {raw!r}")
+            return {key.strip(): value.strip() for key, _, value in pairs}
         if not isinstance(raw, Mapping):
             raise ConfigError(f"{name}: expected a table")
         return dict(raw)

@@ -52,3 +52,12 @@ def test_data_dir_from_option_or_environment(tmp_path):
     assert resolve_data_dir(None, environ={"APPLIANCE_DATA_DIR": str(tmp_path)}) == tmp_path.resolve()
     with pytest.raises(ConfigError, match="--data-dir"):
         resolve_data_dir(None, environ={})
+
+
+def test_lists_and_tables_from_the_environment(tmp_path):
+    config = load_config(tmp_path, environ={"APPLIANCE_MTA__NAMESERVERS": "127.0.0.1:5353, 127.0.0.2",
+                                            "APPLIANCE_MTA__TRANSPORT": "*=127.0.0.1:2525"})
+    assert config["mta"]["nameservers"] == ["127.0.0.1:5353", "127.0.0.2"]
+    assert config["mta"]["transport"] == {"*": "127.0.0.1:2525"}
+    with pytest.raises(ConfigError, match="key=value"):
+        load_config(tmp_path, environ={"APPLIANCE_MTA__TRANSPORT": "nonsense"})
