@@ -54,6 +54,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "dkim_selector": "renraku",
         "dkim_ed25519": False,          # add an Ed25519 signature beside the RSA one
         "iso2022jp_domains": [],        # feature-phone domains that need ISO-2022-JP mail
+        "domains": {},                  # per-domain limit overrides, see mta/policy.py
     },
     "sink": {
         "bind": "127.0.0.1:2525",       # the demo's capture sink
