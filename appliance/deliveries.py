@@ -70,3 +70,22 @@ def count_due(app) -> int:
     """Return how many deliveries of any channel are due now."""
     return (Delivery.select().where(Delivery.state.in_(PENDING_STATES)
                                     & (Delivery.due_at <= app.clock.now())).count())
+
+
+def queue_status(app) -> dict:
+    """Return deliveries by channel and state, and the last minute's outcomes, for operators."""
+    by_state: dict[str, dict[str, int]] = {}
+    rows = (Delivery.select(Delivery.channel, Delivery.state, peewee.fn.COUNT(Delivery.id))
+            .group_by(Delivery.channel, Delivery.state).tuples())
+    for channel, state, count in rows:
+        by_state.setdefault(channel, {})[state] = count
+    since = app.clock.now() - timedelta(minutes=1)
+    recent = dict(DeliveryResult.select(DeliveryResult.outcome, peewee.fn.COUNT(DeliveryResult.id))
+                  .where(DeliveryResult.at >= since).group_by(DeliveryResult.outcome).tuples())
+    return {"deliveries": by_state, "last_minute": recent}
+
+
+def pending_contact_ids(channel: str) -> list[str]:
+    """Return the contact points that deliveries of a channel still wait for."""
+    return [cid for (cid,) in Delivery.select(Delivery.contact).where(
+        (Delivery.channel == channel) & Delivery.state.in_(PENDING_STATES)).tuples()]

@@ -1,4 +1,4 @@
-"""`appliance mta ...` commands, added to the core CLI through an entry point."""
+"""`appliance mta|dkim|dns ...` commands, added to the core CLI through entry points."""
 from __future__ import annotations
 
 import signal
@@ -8,6 +8,9 @@ import click
 
 from appliance.cli.common import emit_json, pass_app
 from appliance.clock import to_tokyo
+from mta.dkim import ascii_domain, make_keys, rsa_key_path
+from mta.dns_records import dkim_records, dns_records, zone_text
+from mta import service
 from mta.sink import read_captured, start_sink
 
 
@@ -41,3 +44,81 @@ def sink_list(app, limit: int) -> None:
          "date": to_tokyo(mail["Date"].datetime).isoformat() if mail["Date"] else None,
          "body": mail.get_body(("plain",)).get_content()[:400]}
         for mail in read_captured(app.config.path("sink", "dir"), limit)])
+
+
+@mta.command("run")
+@pass_app
+def mta_run(app) -> None:
+    """Run the outbound MTA until stopped: delivers due mail directly, DKIM-signed."""
+    counts = service.run_until_signalled(service.build_outbound(app))
+    emit_json(counts)
+
+
+@mta.command("flush")
+@click.option("--wait", is_flag=True, required=True, help="Deliver everything due now and exit when done.")
+@pass_app
+def mta_flush(app, wait: bool) -> None:
+    """Deliver everything due now and exit (like `postqueue -f`, but waiting for the results)."""
+    emit_json(service.flush(service.build_outbound(app)))
+
+
+@mta.command("status")
+@pass_app
+def mta_status(app) -> None:
+    """Print the queue by state and domain, the last minute's rate and resting domains, as JSON."""
+    emit_json(service.status(app))
+
+
+@click.group("dkim")
+def dkim() -> None:
+    """DKIM keys: every mail the appliance sends is signed with them."""
+
+
+@dkim.command("init")
+@click.option("--domain", help="The signing domain (default: [mail] domain).")
+@click.option("--selector", help="The DNS selector (default: [mta] dkim_selector).")
+@click.option("--ed25519/--no-ed25519", "with_ed25519", default=None,
+              help="Also make an Ed25519 key (default: [mta] dkim_ed25519).")
+@click.option("--force", is_flag=True, help="Replace existing keys (their DNS records must be replaced too).")
+@click.option("--json", "as_json", is_flag=True, help="Print the records as JSON instead of zone-file lines.")
+@pass_app
+def dkim_init(app, domain: str | None, selector: str | None, with_ed25519: bool | None, force: bool,
+              as_json: bool) -> None:
+    """Make the DKIM key(s) in the data dir (mode 0600) and print the DNS TXT records to publish."""
+    config_domain, config_selector = ascii_domain(app.config["mail"]["domain"]), app.config["mta"]["dkim_selector"]
+    domain, selector = ascii_domain(domain or config_domain), selector or config_selector
+    records = dkim_records(make_keys(app.config, domain, selector, with_ed25519=with_ed25519, force=force))
+    click.echo(f"DKIM鍵を作りました（{rsa_key_path(app.config, selector).parent}、mode 0600）。"
+               "次の TXT レコードを DNS に登録してください", err=True)
+    # Signing follows the settings, not these options: say so now rather than when mail fails DMARC.
+    for setting, current, given in (("[mail] domain", config_domain, domain),
+                                    ("[mta] dkim_selector", config_selector, selector)):
+        if given != current:
+            click.echo(f"注意: 署名には {setting} = \"{current}\" が使われます。"
+                       f"appliance.toml で \"{given}\" にしてください", err=True)
+    if with_ed25519 and not app.config["mta"]["dkim_ed25519"]:
+        click.echo("注意: [mta] dkim_ed25519 = false のため Ed25519 の署名はまだ付きません。"
+                   "appliance.toml で true にしてください", err=True)
+    if as_json:
+        emit_json([record.as_dict() for record in records])
+    else:
+        click.echo(zone_text(records), nl=False)
+
+
+@click.group("dns")
+def dns() -> None:
+    """DNS records the operator publishes for the appliance's mail."""
+
+
+@dns.command("records")
+@click.option("--ip", "ips", multiple=True, metavar="ADDRESS",
+              help="A public address mail leaves from (repeatable); without it SPF uses `a`.")
+@click.option("--json", "as_json", is_flag=True, help="Print the records as JSON instead of zone-file lines.")
+@pass_app
+def dns_list(app, ips: tuple[str, ...], as_json: bool) -> None:
+    """Print every record to publish (MX, SPF, DKIM, DMARC) in zone-file form."""
+    records = dns_records(app.config, ips)
+    if as_json:
+        emit_json([record.as_dict() for record in records])
+    else:
+        click.echo(zone_text(records), nl=False)

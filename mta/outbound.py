@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
 
 from appliance import deliveries, outbox
 from appliance.deliveries import Outcome
@@ -153,8 +156,9 @@ class Outbound:
     """Feeds the active queue from the database, runs the domains, writes results."""
 
     def __init__(self, app, *, router, connector: Connector, sign: Callable[[bytes], bytes] | None = None,
-                 active: int = 5000, batch: int = 1000):
+                 active: int = 5000, batch: int = 1000, status_path: Path | None = None):
         self.app, self.router, self.connector, self.sign = app, router, connector, sign
+        self.status_path = status_path
         self.active, self.batch = active, batch
         self.bounce_domain = app.config["mta"]["bounce_domain"] or app.config["mail"]["domain"]
         self.overrides = app.config["mta"]["domains"]
@@ -208,6 +212,23 @@ class Outbound:
         for outcome in results:
             self.in_flight.pop(outcome.delivery_id, None)
             self.counts[outcome.outcome] += 1
+        if self.status_path is not None:
+            await asyncio.to_thread(self._write_status)
+
+    def _write_status(self) -> None:
+        now, wall = time.monotonic(), self.app.clock.now()
+        status = {
+            "updated": wall.isoformat(),
+            "in_flight": len(self.in_flight),
+            "resting": {d.domain: (wall + timedelta(seconds=d.dead_until - now)).isoformat()
+                        for d in self.domains.values() if d.dead_until > now},
+            "concurrency": {d.domain: d.concurrency for d in self.domains.values() if d.sessions},
+            "since_start": dict(self.counts),
+        }
+        self.status_path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.status_path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(status, ensure_ascii=False), encoding="utf-8")
+        temporary.replace(self.status_path)
 
     async def _write_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set() or self.results:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.dns_server import dns_server_fixture  # noqa: F401  (the `dns_server` fixture)
+
 REPO = Path(__file__).resolve().parents[2]
 APPLIANCE = [sys.executable, "-m", "appliance"]
 
