@@ -6,10 +6,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DATA ?= demo-data
-# Debian packages the project needs on a fresh machine (python3-venv: Debian's
-# python3 cannot make a virtualenv without it; systemd: `systemd-analyze verify`
-# checks the unit files).
-DEBIAN_PACKAGES := python3-venv systemd
+# Debian packages the project needs on a fresh machine: python3-venv (Debian's
+# python3 cannot make a virtualenv without it), systemd (`systemd-analyze verify`
+# checks the unit files), postfix (its smtp-sink is the MTA tests' receiving
+# server, and Postfix itself the benchmark's reference; installed unconfigured).
+DEBIAN_PACKAGES := python3-venv systemd postfix
 
 .PHONY: demo demo-setup test lint unit integration bench system-deps clean
 
@@ -48,6 +49,7 @@ system-deps:
 	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
+	  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections; \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	fi
 

@@ -1,21 +1,20 @@
 """Email through a relay: hands due mail to the host in ``[mail] relay``.
 
 This is how mail leaves until the appliance's own MTA exists; in the demo the relay
-is the local capture sink. One message is rendered per guardian and sent to each of
-their addresses in its own SMTP transaction.
+is the local capture sink. One mail is rendered per guardian (appliance.mail) and sent
+to each of their addresses in its own SMTP transaction.
 """
 from __future__ import annotations
 
 import smtplib
 import socket
-from collections import defaultdict
+from email import message_from_bytes, policy
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr, make_msgid
 
-from appliance import contacts
-from appliance.clock import to_tokyo
+from appliance import tokens
 from appliance.deliveries import Outcome, claim_due, record_outcomes
-from appliance.models import Guardian, GuardianLink, Message, Recipient, Student
+from appliance.mail import render_deliveries, render_guardian_mail
+from appliance.models import Guardian, Message
 
 BATCH = 500
 
@@ -63,30 +62,12 @@ class SmtpRelay:
 
 
 def render_email(app, message: Message, guardian: Guardian, children: list[str]) -> EmailMessage:
-    """Return the personalised mail one guardian receives (without the To header)."""
-    mail = EmailMessage()
-    domain = app.config["mail"]["domain"]
-    mail["From"] = formataddr((app.config["mail"]["from_name"], f"noreply@{domain}"))
-    mail["Subject"] = ("【緊急】" if message.priority == "emergency" else "") + message.subject
-    mail["Date"] = format_datetime(to_tokyo(app.clock.now()))
-    mail["Message-ID"] = make_msgid(idstring=f"{message.id}.{guardian.id}", domain=domain)
-    mail["Auto-Submitted"] = "auto-generated"
-    greeting = f"{guardian.name} 様"
-    if children:
-        greeting += f"（{'、'.join(children)} さんの保護者様）"
-    mail.set_content(f"{greeting}\n\n{message.body}\n")
-    return mail
-
-
-def _children_by_guardian(message: Message, guardian_ids: list[str]) -> dict[str, list[str]]:
-    rows = (GuardianLink.select(GuardianLink.guardian, Student.name).join(Student)
-            .where(GuardianLink.guardian.in_(guardian_ids) & (GuardianLink.status == "approved")
-                   & (Student.school == message.school_id) & (Student.status == "enrolled"))
-            .order_by(Student.grade.desc()).tuples())
-    children: dict[str, list[str]] = defaultdict(list)
-    for guardian_id, name in rows:
-        children[guardian_id].append(name)
-    return children
+    """One guardian's mail from appliance.mail, without To; kept for appliance/outbox.py until it renders in bulk."""
+    pair = (guardian.id, message.id)
+    read = tokens.issue_tokens(app, "read", [pair])[pair]
+    unsubscribe = None if message.priority == "emergency" else tokens.issue_tokens(app, "unsubscribe", [pair])[pair]
+    data = render_guardian_mail(app, message, guardian.id, guardian.name, children, [], read, unsubscribe)
+    return message_from_bytes(data, policy=policy.default)
 
 
 def deliver_due(app, relay: SmtpRelay, batch: int = BATCH) -> int:
@@ -99,29 +80,14 @@ def deliver_due(app, relay: SmtpRelay, batch: int = BATCH) -> int:
     outcomes = [Outcome(d.id, "expired") for d in claimed
                 if d.message.expires_at is not None and d.message.expires_at <= now]
     live = [d for d in claimed if d.id not in {o.delivery_id for o in outcomes}]
-    recipients = {r.id: r for r in Recipient.select(Recipient, Guardian).join(Guardian)
-                  .where(Recipient.id.in_([d.recipient_id for d in live]))}
-    addresses = contacts.open_for_delivery(app, [d.contact_id for d in live])
-    groups: dict[tuple[str, str], list] = defaultdict(list)
-    for delivery in live:
-        groups[(delivery.message_id, delivery.recipient_id)].append(delivery)
-    children_cache: dict[str, dict[str, list[str]]] = {}
     sender = f"bounce@{app.config['mail']['domain']}"
-    for (message_id, recipient_id), deliveries in groups.items():
-        message = deliveries[0].message
-        guardian = recipients[recipient_id].guardian
-        if message_id not in children_cache:
-            ids = [recipients[d.recipient_id].guardian_id for d in live if d.message_id == message_id]
-            children_cache[message_id] = _children_by_guardian(message, ids)
-        mail = render_email(app, message, guardian, children_cache[message_id].get(guardian.id, []))
-        for delivery in deliveries:
-            del mail["To"]
-            mail["To"] = addresses[delivery.contact_id]
+    for mail in render_deliveries(app, live):
+        for delivery_id, address in mail.envelopes:
             try:
-                relay.send(sender, addresses[delivery.contact_id], mail.as_bytes())
-                outcomes.append(Outcome(delivery.id, "delivered"))
+                relay.send(sender, address, mail.data)
+                outcomes.append(Outcome(delivery_id, "delivered"))
             except RelayError as exc:
-                outcomes.append(Outcome(delivery.id, "bounced" if exc.permanent else "deferred", str(exc)))
+                outcomes.append(Outcome(delivery_id, "bounced" if exc.permanent else "deferred", str(exc)))
     record_outcomes(app, by_id, outcomes)
     return len(claimed)
 

@@ -208,3 +208,17 @@ CREATE TABLE audit_entry (
     site        TEXT NOT NULL
 );
 CREATE INDEX audit_entry_at ON audit_entry (at);
+
+-- Capability tokens behind guardian links (/r/<token>, /u/<token>). Only the
+-- SHA-256 of a token is kept, so a copy of the database (a backup, a peer) holds
+-- no working link. scope has no CHECK: each new kind of link (CoCo-net, surveys)
+-- adds a scope, and SQLite can only change a CHECK by rebuilding the table.
+CREATE TABLE capability_token (
+    id          TEXT PRIMARY KEY,
+    token_hash  BLOB NOT NULL UNIQUE,
+    scope       TEXT NOT NULL,
+    guardian_id TEXT NOT NULL REFERENCES guardian (id),
+    message_id  TEXT REFERENCES message (id),
+    expires_at  TEXT NOT NULL,
+    created_at  TEXT NOT NULL
+);

@@ -5,11 +5,12 @@ from appliance.models.guardian import ContactPoint, Guardian, GuardianLink
 from appliance.models.message import Attachment, Delivery, Message, Recipient, SurveyQuestion
 from appliance.models.roster import Membership, Student, StudentGroup
 from appliance.models.school import School, StaffUser
+from appliance.models.token import CapabilityToken
 
 ALL_MODELS = [
     School, StaffUser, Student, StudentGroup, Membership, Guardian, GuardianLink,
     ContactPoint, Message, SurveyQuestion, Attachment, Recipient, Delivery,
-    DeliveryResult, Receipt, SurveyAnswer, AuditEntry,
+    DeliveryResult, Receipt, SurveyAnswer, AuditEntry, CapabilityToken,
 ]
 
 __all__ = [m.__name__ for m in ALL_MODELS] + ["ALL_MODELS", "BaseModel"]

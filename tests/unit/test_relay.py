@@ -1,13 +1,15 @@
 """Email through the relay: claims with a lease, personalised mail, results as facts, retries, expiry."""
+from dataclasses import replace
 from datetime import timedelta
 from email import message_from_bytes, policy
 
 import pytest
 
-from appliance import db, deliveries, relay
+from appliance import db, deliveries, relay, tokens
+from appliance.config import load_config
 from appliance.guardians import add_guardian
 from appliance.messages import create_message
-from appliance.models import Delivery, DeliveryResult, Student
+from appliance.models import Delivery, DeliveryResult, Guardian, Message, Student
 from appliance.schools import add_school
 
 
@@ -48,11 +50,16 @@ def test_one_personalised_mail_per_address(app, school):
     sink = RecordingRelay()
     assert relay.deliver_due(app, sink) == 2
     assert sorted(rcpt for _, rcpt, _ in sink.sent) == ["taro@docomo.ne.jp", "taro@example.jp"]
+    assert sink.sent[0][2] == sink.sent[1][2]          # one mail per guardian, signed once
     mail = message_from_bytes(sink.sent[0][2], policy=policy.default)
     assert mail["Subject"] == "臨時休校のお知らせ"
-    assert mail["To"] == sink.sent[0][1]
+    assert sorted(mail["To"].split(", ")) == ["taro@docomo.ne.jp", "taro@example.jp"]
     text = mail.get_body(("plain",)).get_content()
-    assert "山田 太郎 様" in text and "山田 一郎、山田 花子" in text and "大雪" in text
+    assert "山田 太郎 様" in text and "山田 一郎さん、山田 花子さん" in text and "大雪" in text
+    [link] = [line for line in text.splitlines() if "/r/" in line]
+    grant = tokens.resolve_token(app, link.rpartition("/")[2], "read")
+    assert grant == tokens.TokenGrant(Guardian.get().id, Message.get().id)
+    assert mail["List-Unsubscribe"]
     assert {d.state for d in Delivery.select()} == {"delivered"}
     assert DeliveryResult.select().where(DeliveryResult.outcome == "delivered").count() == 2
     assert relay.deliver_due(app, sink) == 0
@@ -62,7 +69,23 @@ def test_emergency_subject_is_marked(app, school):
     _send(app, school, priority="emergency")
     sink = RecordingRelay()
     relay.deliver_due(app, sink)
-    assert message_from_bytes(sink.sent[0][2], policy=policy.default)["Subject"].startswith("【緊急】")
+    mail = message_from_bytes(sink.sent[0][2], policy=policy.default)
+    assert mail["Subject"].startswith("【緊急】") and mail["List-Unsubscribe"] is None
+
+
+def test_feature_phone_address_gets_its_own_iso_2022_jp_rendering(app, school):
+    app = replace(app, config=load_config(app.data_dir, environ={},
+                                          overrides={"mta": {"iso2022jp_domains": ["docomo.ne.jp"]}}))
+    _send(app, school)
+    sink = RecordingRelay()
+    relay.deliver_due(app, sink)
+    mails = {rcpt: message_from_bytes(data, policy=policy.default) for _, rcpt, data in sink.sent}
+    assert mails["taro@docomo.ne.jp"]["To"] == "taro@docomo.ne.jp"
+    assert mails["taro@docomo.ne.jp"].get_content_charset() == "iso-2022-jp"
+    assert mails["taro@example.jp"]["To"] == "taro@example.jp"
+    assert mails["taro@example.jp"].get_content_charset() == "utf-8"
+    assert {m["Message-ID"] for m in mails.values()} == {mails["taro@example.jp"]["Message-ID"]}
+    assert all("大雪" in m.get_body(("plain",)).get_content() for m in mails.values())
 
 
 def test_refusals_bounce_and_trouble_defers_then_retries(app, school, clock):
