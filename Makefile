@@ -20,6 +20,7 @@ demo: demo-setup
 # The demo's set-up path on its own (the integration tier runs it in a temporary dir).
 demo-setup: $(VENV)/.installed
 	$(BIN)/appliance --data-dir $(DEMO_DATA) init
+	test -f $(DEMO_DATA)/keys/dkim-renraku.pem || $(BIN)/appliance --data-dir $(DEMO_DATA) dkim init
 	$(BIN)/appliance --data-dir $(DEMO_DATA) demo
 
 test: lint

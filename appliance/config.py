@@ -34,6 +34,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "keys": {
         "contacts": "keys/contacts.key",   # AES-GCM key for contact points (0600)
         "web_secret": "keys/web-secret.key",
+        "tokens": "keys/tokens.key",        # derives guardians' link tokens (0600)
     },
     "web": {
         "bind": "127.0.0.1:8080",
@@ -44,7 +45,6 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "mail": {
         "domain": "renraku.example",    # the appliance's own mail domain
         "from_name": "連絡網",
-        "relay": "127.0.0.1:2525",      # where outbound mail goes until the own MTA exists
     },
     "mta": {
         "helo_name": "",                # empty: the mail domain
@@ -55,6 +55,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "dkim_ed25519": False,          # add an Ed25519 signature beside the RSA one
         "iso2022jp_domains": [],        # feature-phone domains that need ISO-2022-JP mail
         "domains": {},                  # per-domain limit overrides, see mta/policy.py
+        "status_file": "run/mta-status.json",   # the running MTA's own view, for status and health
     },
     "sink": {
         "bind": "127.0.0.1:2525",       # the demo's capture sink

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from appliance import contacts, db, guardians
+from appliance.config import CONFIG_FILE
 from appliance.errors import InvalidInput
 from appliance.ids import uuid7
 from appliance.models import GuardianLink, Membership, School, Student, StudentGroup
@@ -28,6 +29,13 @@ DEMO_STAFF = (                  # role, login, name shown in the UI
     ("teacher", "demo-teacher2", "1年2組担任"),
 )
 LOGINS_FILE = "demo-logins.txt"
+SINK_SETTINGS = """
+
+# Added by `appliance demo`: every domain goes to the capture sink, so no mail
+# leaves this machine. Remove this section to deliver for real.
+[mta]
+transport = {{ "*" = "{sink}" }}
+"""
 
 BENCH_PREFIX = "bench"
 # Demo addresses are numbered from 1, bench ones from here, so both data sets can
@@ -82,6 +90,22 @@ def seed_demo(app) -> DemoResult:
         logins = tuple(_add_demo_staff(app, school))
         _write_logins(logins_file, school, logins)
     return _demo_result(school, True, logins_file, logins)
+
+
+def route_mail_to_sink(app) -> bool:
+    """Make every mail of this data dir go to the capture sink; return False if [mta] is set by hand.
+
+    The demo's guardians have addresses on real domains (docomo.ne.jp, gmail.com ...):
+    nothing may leave the machine, so the transport map sends every domain to the sink.
+    """
+    if app.config["mta"]["transport"].get("*") == app.config["sink"]["bind"]:
+        return True
+    toml_path = app.data_dir / CONFIG_FILE
+    text = toml_path.read_text(encoding="utf-8")
+    if any(line.strip() == "[mta]" for line in text.splitlines()):
+        return False
+    toml_path.write_text(text.rstrip("\n") + SINK_SETTINGS.format(sink=app.config["sink"]["bind"]), encoding="utf-8")
+    return True
 
 
 def _read_logins(path: Path) -> tuple[DemoLogin, ...]:

@@ -1,4 +1,4 @@
-"""Guardian mail: the core renders one MIME message per guardian; the MTA (or relay) signs and sends it.
+"""Guardian mail: the core renders one MIME message per guardian; the MTA signs and sends it.
 
 Built for blasts. A :class:`MessageTemplate` encodes once per message what every
 guardian gets alike (headers, the fixed text, attachments); :meth:`MessageTemplate.render`

@@ -36,6 +36,7 @@ class Appliance:
 
     config: Config
     sealer: ContactSealer
+    token_key: bytes          # derives the capability tokens in guardians' links
     clock: Any = field(default_factory=SystemClock)
 
     @property
@@ -57,7 +58,8 @@ def open_appliance(data_dir: str | os.PathLike, *, environ: Mapping[str, str] | 
             f"{config.data_dir} is not an initialised data dir: run `appliance init` first")
     db.open_database(config.path("db", "path"), config["db"]["busy_timeout_ms"])
     sealer = ContactSealer(load_or_create_key(config.path("keys", "contacts")))
-    return Appliance(config=config, sealer=sealer, clock=clock or SystemClock())
+    token_key = load_or_create_key(config.path("keys", "tokens"))
+    return Appliance(config=config, sealer=sealer, token_key=token_key, clock=clock or SystemClock())
 
 
 def init_data_dir(data_dir: str | os.PathLike, *, environ: Mapping[str, str] | None = None,
@@ -69,7 +71,8 @@ def init_data_dir(data_dir: str | os.PathLike, *, environ: Mapping[str, str] | N
     if not toml_path.exists():
         toml_path.write_text(TOML_TEMPLATE.format(site=os.uname().nodename), encoding="utf-8")
     config = load_config(data_dir, environ=environ, overrides=overrides)
-    load_or_create_key(config.path("keys", "web_secret"))
+    for key in ("contacts", "tokens", "web_secret"):   # made once, here, not raced by workers
+        load_or_create_key(config.path("keys", key))
     db.open_database(config.path("db", "path"), config["db"]["busy_timeout_ms"])
     migrate()
     return open_appliance(data_dir, environ=environ, overrides=overrides, clock=clock)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,10 +24,8 @@ import peewee
 from appliance import db
 from appliance.errors import NotFound
 from appliance.ids import uuid7
-from appliance.keys import load_or_create_key
 from appliance.models import CapabilityToken
 
-KEY_FILE = "keys/tokens.key"
 LIFETIMES = {"read": timedelta(days=90), "unsubscribe": timedelta(days=90)}
 PATHS = {"read": "r", "unsubscribe": "u"}    # links are <[web] base_url>/<path>/<token>
 MAX_LENGTH = 64       # tokens are 22 characters; longer input is refused before hashing
@@ -69,7 +66,7 @@ def issue_tokens(app, scope: str, pairs: Iterable[tuple[str, str | None]],
         raise ValueError(f"unknown token scope: {scope!r}")
     now = app.clock.now()
     expires_at = now + LIFETIMES[scope] if expires_at is None else expires_at
-    key = _key(app)
+    key = app.token_key
     issued = {pair: _derive(key, scope, *pair) for pair in pairs}
     expires, created = CapabilityToken.expires_at.db_value(expires_at), CapabilityToken.created_at.db_value(now)
     rows = [(uuid7(), _digest(token), scope, guardian_id, message_id, expires, created)
@@ -109,13 +106,7 @@ def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-def _key(app) -> bytes:
-    path = app.config.data_dir / KEY_FILE
-    for _ in range(50):
-        try:
-            return load_or_create_key(path)
-        except (FileExistsError, ValueError):
-            # Another worker is creating the key this instant (the file exists, its bytes
-            # are not written yet); a real fault still raises on the last try below.
-            time.sleep(0.01)
-    return load_or_create_key(path)
+def purge_expired(app) -> int:
+    """Delete tokens past their expiry (their links already answer as unknown); return how many."""
+    with db.write():
+        return CapabilityToken.delete().where(CapabilityToken.expires_at < app.clock.now()).execute()

@@ -15,7 +15,7 @@ import collections
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from mta.smtp import Connector, HopUnavailable, Session, SmtpReply
 
 WRITE_INTERVAL = 0.3   # seconds between result writes
 SESSION_IDLE = 0.5     # seconds an open session waits for more mail before QUIT
+STATUS_INTERVAL = 2.0  # seconds between status file writes (health reads it)
 IDLE_POLL = 1.0        # seconds between database polls when nothing is due
 
 
@@ -184,8 +185,7 @@ class Outbound:
     def _claim(self, limit: int) -> outbox.Batch:
         batch = outbox.claim_mail(self.app, limit)
         if self.sign is not None:
-            for mail in batch.mails:
-                mail.data = self.sign(mail.data)
+            batch.mails = [replace(mail, data=self.sign(mail.data)) for mail in batch.mails]
         return batch
 
     async def _feed(self) -> int:
@@ -196,11 +196,11 @@ class Outbound:
         self.in_flight.update(batch.deliveries)
         self.results.extend(batch.settled)
         for mail in batch.mails:
-            for envelope in mail.envelopes:
-                domain = envelope.domain
+            for delivery_id, address in mail.envelopes:
+                domain = address.rpartition("@")[2]
                 if domain not in self.domains:
                     self.domains[domain] = DomainQueue(self, domain, policy_for(domain, self.overrides))
-                self.domains[domain].put(Job(envelope.delivery_id, envelope.address, mail.data))
+                self.domains[domain].put(Job(delivery_id, address, mail.data))
         return len(batch.deliveries)
 
     async def _write(self) -> None:
@@ -212,8 +212,6 @@ class Outbound:
         for outcome in results:
             self.in_flight.pop(outcome.delivery_id, None)
             self.counts[outcome.outcome] += 1
-        if self.status_path is not None:
-            await asyncio.to_thread(self._write_status)
 
     def _write_status(self) -> None:
         now, wall = time.monotonic(), self.app.clock.now()
@@ -231,8 +229,12 @@ class Outbound:
         temporary.replace(self.status_path)
 
     async def _write_loop(self, stop: asyncio.Event) -> None:
+        last_status = 0.0
         while not stop.is_set() or self.results:
             await self._write()
+            if self.status_path is not None and time.monotonic() - last_status >= STATUS_INTERVAL:
+                await asyncio.to_thread(self._write_status)
+                last_status = time.monotonic()
             try:
                 await asyncio.wait_for(stop.wait(), WRITE_INTERVAL)
             except TimeoutError:

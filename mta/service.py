@@ -18,12 +18,7 @@ def build_outbound(app, *, smtp_port: int = routing.SMTP_PORT) -> Outbound:
     helo = app.config["mta"]["helo_name"] or app.config["mail"]["domain"]
     router = routing.from_config(app.config, app.clock, default_port=smtp_port)
     return Outbound(app, router=router, connector=AioConnector(helo), sign=signer.sign,
-                    status_path=status_path(app))
-
-
-def status_path(app):
-    """Where the running MTA writes what only it knows (resting domains, its active queue)."""
-    return app.data_dir / "run" / "mta-status.json"
+                    status_path=app.config.path("mta", "status_file"))
 
 
 def run_until_signalled(outbound: Outbound) -> dict:
@@ -49,6 +44,6 @@ def status(app) -> dict:
     report = deliveries.queue_status(app)
     addresses = contacts.open_for_delivery(app, deliveries.pending_contact_ids("email"))
     report["pending_by_domain"] = dict(Counter(a.rpartition("@")[2] for a in addresses.values()).most_common())
-    path = status_path(app)
+    path = app.config.path("mta", "status_file")
     report["mta"] = json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
     return report

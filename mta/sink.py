@@ -1,6 +1,6 @@
 """The capture sink: an SMTP server that keeps every message it is given as a file.
 
-The demo points ``[mail] relay`` here so that nothing leaves the machine and every
+The demo routes all mail here (``[mta] transport``) so that nothing leaves the machine and every
 mail can be looked at. Each message is written to ``<sink dir>/<time>-<n>.eml``
 (temporary name, then renamed) before the 250 is given.
 """

@@ -11,7 +11,6 @@ from appliance.errors import InvalidInput
 from appliance.messages import create_message, message_summary
 from appliance.models.message import CHANNELS, PRIORITIES
 from appliance.schools import get_school
-from appliance.tasks import create_queue
 from appliance.targeting import count_audience, parse_rule
 
 RULE_HELP = 'Targeting rule, e.g. "grade:3 AND NOT club:soccer" (see appliance/targeting.py).'
@@ -49,8 +48,6 @@ def send_command(app, school_code: str, audience: str, subject: str, body_file: 
         app, school, audience=audience, subject=subject, body=_read_body(body_file), priority=priority,
         reply_needed=reply_needed, send_at=_parse_option_time("--at", send_at),
         expires_at=_parse_option_time("--expires", expires_at), channels=channels)
-    if message.send_at <= app.clock.now():
-        create_queue(app).deliver_email()   # a nudge: the sweeper would find it within a minute
     emit_json(message_summary(message))
 
 

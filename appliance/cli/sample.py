@@ -7,7 +7,7 @@ from dataclasses import asdict
 import click
 
 from appliance.cli.common import emit_json, pass_app
-from appliance.demo import seed_bench, seed_demo
+from appliance.demo import route_mail_to_sink, seed_bench, seed_demo
 
 
 @click.command("demo")
@@ -15,6 +15,9 @@ from appliance.demo import seed_bench, seed_demo
 def demo_command(app) -> None:
     """Seed a demo school with students, guardians, addresses and staff logins (once)."""
     result = seed_demo(app)
+    if not route_mail_to_sink(app):
+        click.echo("注意: appliance.toml に [mta] があるため、メールをキャプチャ用シンクへ回す設定を"
+                   "追加していません。実在のアドレスへ送られないよう [mta] transport を確認してください。", err=True)
     emit_json({
         "created": result.created,
         "school": {"code": result.school_code, "name": result.school_name},

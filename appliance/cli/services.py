@@ -17,7 +17,7 @@ from appliance.tasks import create_queue
 @click.command("worker")
 @pass_app
 def worker_command(app) -> None:
-    """Run the background worker (huey consumer with the periodic sweeper)."""
+    """Run the background worker (huey consumer with its periodic housekeeping)."""
     queue = create_queue(app)
     # An idle consumer polls at most a second apart: an emergency notice must not wait
     # for huey's default ten-second back-off.
@@ -40,6 +40,7 @@ def service_commands(app) -> dict[str, list[str]]:
     web = app.config["web"]
     return {
         "sink": me + ["mta", "sink"],
+        "mta": me + ["mta", "run"],
         "worker": me + ["worker"],
         "web": [sys.executable, "-m", "gunicorn", "--workers", str(web["workers"]),
                 "--bind", web["bind"], "--access-logfile", "-", "webui:create_app()"],
@@ -49,7 +50,7 @@ def service_commands(app) -> dict[str, list[str]]:
 @click.command("serve")
 @pass_app
 def serve_command(app) -> None:
-    """Run every service in the foreground (web UI, worker, capture sink) until Ctrl-C."""
+    """Run every service in the foreground (web UI, MTA, worker, capture sink) until Ctrl-C."""
     env = dict(os.environ, APPLIANCE_DATA_DIR=str(app.data_dir))
     processes = {name: subprocess.Popen(argv, env=env) for name, argv in service_commands(app).items()}
     stopping = False

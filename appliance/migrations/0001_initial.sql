@@ -222,3 +222,4 @@ CREATE TABLE capability_token (
     expires_at  TEXT NOT NULL,
     created_at  TEXT NOT NULL
 );
+CREATE INDEX capability_token_expiry ON capability_token (expires_at);

@@ -61,8 +61,7 @@ class Site:
         self.base_url = f"http://127.0.0.1:{web}"
         self.env = dict(os.environ, APPLIANCE_DATA_DIR=str(data_dir),
                         APPLIANCE_WEB__BIND=f"127.0.0.1:{web}", APPLIANCE_WEB__BASE_URL=self.base_url,
-                        APPLIANCE_WEB__WORKERS="2", APPLIANCE_SINK__BIND=f"127.0.0.1:{sink}",
-                        APPLIANCE_MAIL__RELAY=f"127.0.0.1:{sink}")
+                        APPLIANCE_WEB__WORKERS="2", APPLIANCE_SINK__BIND=f"127.0.0.1:{sink}")
         self.server: subprocess.Popen | None = None
 
     def run(self, *args: str, check: bool = True, stdin: bytes | None = None) -> subprocess.CompletedProcess:

@@ -3,6 +3,10 @@ import json
 import subprocess
 from email import message_from_bytes, policy
 
+import dkim
+
+from appliance.config import load_config
+from mta.dkim import public_txt_records
 from tests.integration.conftest import REPO, http_get, wait_until
 
 
@@ -11,7 +15,7 @@ def _json(result) -> dict:
 
 
 def test_make_demo_setup_then_serve_delivers_mail_to_the_sink(site, tmp_path):
-    """`make demo`'s set-up path in a temporary dir, then its services, then a real send."""
+    """`make demo`'s set-up path in a temporary dir, then its services (the MTA among them), then a real send."""
     setup = subprocess.run(["make", "-C", str(REPO), "demo-setup", f"DEMO_DATA={site.data_dir}"],
                            env=site.env, capture_output=True, text=True, timeout=600)
     assert setup.returncode == 0, setup.stderr
@@ -30,8 +34,12 @@ def test_make_demo_setup_then_serve_delivers_mail_to_the_sink(site, tmp_path):
 
     sink = site.data_dir / "sink"
     wait_until(lambda: len(list(sink.glob("*.eml"))) >= expected, timeout=90, what="mail at the sink")
-    mails = [message_from_bytes(p.read_bytes(), policy=policy.default) for p in sink.glob("*.eml")]
+    raw = [p.read_bytes() for p in sink.glob("*.eml")]
+    mails = [message_from_bytes(data, policy=policy.default) for data in raw]
     assert len(mails) == expected                          # each address once
+    [txt] = public_txt_records(load_config(site.data_dir, environ={})).values()
+    assert all(dkim.verify(data, dnsfunc=lambda name, timeout=5: txt.encode()) for data in raw)
+    assert all(m["X-Sink-Mail-From"].startswith("b-") for m in mails)   # VERP: one sender per delivery
     assert {m["Subject"] for m in mails} == {"【緊急】臨時休校のお知らせ"}
     assert all("大雪" in m.get_body(("plain",)).get_content() for m in mails)
     captured = json.loads(site.run("mta", "captured", "--limit", "1").stdout)

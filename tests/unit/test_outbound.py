@@ -1,7 +1,4 @@
 """The outbound engine with injected routing and SMTP: outcomes, domains, dead hops, crash safety."""
-import asyncio
-from dataclasses import dataclass
-
 import pytest
 
 from appliance import db
@@ -9,58 +6,8 @@ from appliance.guardians import add_guardian
 from appliance.messages import create_message
 from appliance.models import Delivery, DeliveryResult, Student
 from appliance.schools import add_school
-from mta.outbound import Outbound
-from mta.smtp import HopUnavailable, SmtpReply
-
-
-@dataclass(frozen=True)
-class Hop:
-    host: str
-    address: str
-    port: int
-
-
-class StaticRouter:
-    """Every domain is served by one hop named after it; some domains fail to route."""
-
-    def __init__(self, unroutable: dict[str, Exception] | None = None):
-        self.unroutable = unroutable or {}
-
-    async def next_hops(self, domain):
-        if domain in self.unroutable:
-            raise self.unroutable[domain]
-        return [Hop(f"mx.{domain}", "127.0.0.1", 25)]
-
-
-class NoMail(Exception):
-    permanent = True
-
-
-class FakeSession:
-    def __init__(self, connector, host):
-        self.connector, self.host = connector, host
-
-    async def send(self, sender, recipient, data):
-        await asyncio.sleep(0)
-        if recipient in self.connector.replies:
-            raise self.connector.replies[recipient]
-        self.connector.sent.append((sender, recipient, data))
-        return "250 2.0.0 ok"
-
-    async def close(self):
-        self.connector.closed += 1
-
-
-class FakeConnector:
-    def __init__(self, down=(), replies=None):
-        self.down, self.replies = set(down), replies or {}
-        self.sent, self.opened, self.closed = [], 0, 0
-
-    async def open(self, address, port, server_name):
-        if server_name in self.down:
-            raise HopUnavailable("connection refused")
-        self.opened += 1
-        return FakeSession(self, server_name)
+from mta.smtp import SmtpReply
+from tests.unit.mta_fakes import FakeConnector, NoMail, StaticRouter, deliver
 
 
 @pytest.fixture
@@ -76,11 +23,6 @@ def school(app):
     return school
 
 
-def run(app, connector, router=None, **kwargs):
-    outbound = Outbound(app, router=router or StaticRouter(), connector=connector, **kwargs)
-    return asyncio.run(outbound.run(until_idle=True))
-
-
 def send(app, school, **kwargs):
     return create_message(app, school, audience="all", subject="お知らせ", body="本文です。", **kwargs)
 
@@ -88,7 +30,7 @@ def send(app, school, **kwargs):
 def test_every_address_gets_its_mail_once_with_a_verp_sender(app, school):
     send(app, school)
     connector = FakeConnector()
-    counts = run(app, connector, batch=25)
+    counts = deliver(app, connector, batch=25)
     assert counts["delivered"] == 90 and len(connector.sent) == 90
     assert len({rcpt for _, rcpt, _ in connector.sent}) == 90
     sender, rcpt, _ = connector.sent[0]
@@ -105,7 +47,7 @@ def test_replies_map_to_outcomes(app, school):
     send(app, school)
     connector = FakeConnector(replies={"g1@a.example": SmtpReply(550, "5.1.1 no such user"),
                                        "g2@a.example": SmtpReply(451, "4.7.1 try later")})
-    counts = run(app, connector)
+    counts = deliver(app, connector)
     assert (counts["delivered"], counts["bounced"], counts["deferred"]) == (88, 1, 1)
     bounced = DeliveryResult.get(DeliveryResult.outcome == "bounced")
     assert "no such user" in bounced.detail
@@ -113,18 +55,18 @@ def test_replies_map_to_outcomes(app, school):
 
 def test_a_domain_that_does_not_answer_is_deferred_not_lost(app, school, clock):
     send(app, school)
-    counts = run(app, FakeConnector(down={"mx.b.example"}))
+    counts = deliver(app, FakeConnector(down={"mx.b.example"}))
     assert (counts["delivered"], counts["deferred"]) == (60, 30)
     clock.advance(minutes=2)
     retry = FakeConnector()
-    assert run(app, retry)["delivered"] == 30
+    assert deliver(app, retry)["delivered"] == 30
     assert {rcpt.split("@")[1] for _, rcpt, _ in retry.sent} == {"b.example"}
 
 
 def test_unroutable_domains_bounce_or_defer_by_permanence(app, school):
     send(app, school)
     router = StaticRouter({"a.example": NoMail("null MX"), "b.example": TimeoutError("dns timeout")})
-    counts = run(app, FakeConnector(), router=router)
+    counts = deliver(app, FakeConnector(), router=router)
     assert (counts["bounced"], counts["deferred"], counts["delivered"]) == (30, 30, 30)
 
 
@@ -133,7 +75,7 @@ def test_expired_mail_is_marked_not_sent(app, school, clock):
     send(app, school, expires_at=clock.now() + timedelta(minutes=30))
     clock.advance(hours=1)
     connector = FakeConnector()
-    assert run(app, connector)["expired"] == 90 and connector.sent == []
+    assert deliver(app, connector)["expired"] == 90 and connector.sent == []
 
 
 def test_signing_happens_once_per_guardian_mail(app, school):
@@ -145,6 +87,6 @@ def test_signing_happens_once_per_guardian_mail(app, school):
         return b"DKIM-Signature: test\r\n" + data
 
     connector = FakeConnector()
-    run(app, connector, sign=sign)
+    deliver(app, connector, sign=sign)
     assert len(signed) == 30
     assert all(data.startswith(b"DKIM-Signature: test") for _, _, data in connector.sent)

@@ -104,7 +104,7 @@ def test_a_token_for_a_guardian_alone(app, grants):
 
 def test_the_key_is_a_private_file_in_the_data_dir(app, grants):
     tokens.issue_tokens(app, "read", grants)
-    key = app.data_dir / tokens.KEY_FILE
+    key = app.config.path("keys", "tokens")
     assert stat.S_IMODE(key.stat().st_mode) == 0o600 and len(key.read_bytes()) == 32
 
 

@@ -1,29 +1,18 @@
-"""Email through the relay: claims with a lease, personalised mail, results as facts, retries, expiry."""
+"""Mail from send to server: personalised mail per guardian, charsets, retries, expiry, schedules, leases."""
 from dataclasses import replace
 from datetime import timedelta
 from email import message_from_bytes, policy
 
 import pytest
 
-from appliance import db, deliveries, relay, tokens
+from appliance import db, deliveries, tokens
 from appliance.config import load_config
 from appliance.guardians import add_guardian
 from appliance.messages import create_message
 from appliance.models import Delivery, DeliveryResult, Guardian, Message, Student
 from appliance.schools import add_school
-
-
-class RecordingRelay:
-    """Stands in for the SMTP relay: keeps what it is given, or fails as told."""
-
-    def __init__(self, fail_for: dict[str, relay.RelayError] | None = None):
-        self.sent: list[tuple[str, str, bytes]] = []
-        self.fail_for = fail_for or {}
-
-    def send(self, sender, recipient, data):
-        if recipient in self.fail_for:
-            raise self.fail_for[recipient]
-        self.sent.append((sender, recipient, data))
+from mta.smtp import SmtpReply
+from tests.unit.mta_fakes import FakeConnector, deliver
 
 
 @pytest.fixture
@@ -47,8 +36,8 @@ def _send(app, school, **kwargs):
 
 def test_one_personalised_mail_per_address(app, school):
     _send(app, school)
-    sink = RecordingRelay()
-    assert relay.deliver_due(app, sink) == 2
+    sink = FakeConnector()
+    assert deliver(app, sink) == {"delivered": 2}
     assert sorted(rcpt for _, rcpt, _ in sink.sent) == ["taro@docomo.ne.jp", "taro@example.jp"]
     assert sink.sent[0][2] == sink.sent[1][2]          # one mail per guardian, signed once
     mail = message_from_bytes(sink.sent[0][2], policy=policy.default)
@@ -62,13 +51,13 @@ def test_one_personalised_mail_per_address(app, school):
     assert mail["List-Unsubscribe"]
     assert {d.state for d in Delivery.select()} == {"delivered"}
     assert DeliveryResult.select().where(DeliveryResult.outcome == "delivered").count() == 2
-    assert relay.deliver_due(app, sink) == 0
+    assert deliver(app, sink) == {}
 
 
 def test_emergency_subject_is_marked(app, school):
     _send(app, school, priority="emergency")
-    sink = RecordingRelay()
-    relay.deliver_due(app, sink)
+    sink = FakeConnector()
+    deliver(app, sink)
     mail = message_from_bytes(sink.sent[0][2], policy=policy.default)
     assert mail["Subject"].startswith("【緊急】") and mail["List-Unsubscribe"] is None
 
@@ -77,8 +66,8 @@ def test_feature_phone_address_gets_its_own_iso_2022_jp_rendering(app, school):
     app = replace(app, config=load_config(app.data_dir, environ={},
                                           overrides={"mta": {"iso2022jp_domains": ["docomo.ne.jp"]}}))
     _send(app, school)
-    sink = RecordingRelay()
-    relay.deliver_due(app, sink)
+    sink = FakeConnector()
+    deliver(app, sink)
     mails = {rcpt: message_from_bytes(data, policy=policy.default) for _, rcpt, data in sink.sent}
     assert mails["taro@docomo.ne.jp"]["To"] == "taro@docomo.ne.jp"
     assert mails["taro@docomo.ne.jp"].get_content_charset() == "iso-2022-jp"
@@ -90,33 +79,31 @@ def test_feature_phone_address_gets_its_own_iso_2022_jp_rendering(app, school):
 
 def test_refusals_bounce_and_trouble_defers_then_retries(app, school, clock):
     _send(app, school)
-    sink = RecordingRelay({
-        "taro@example.jp": relay.RelayError("550 5.1.1 no such user", permanent=True),
-        "taro@docomo.ne.jp": relay.RelayError("451 4.3.0 try later", permanent=False),
-    })
-    relay.deliver_due(app, sink)
+    sink = FakeConnector(replies={"taro@example.jp": SmtpReply(550, "5.1.1 no such user"),
+                                  "taro@docomo.ne.jp": SmtpReply(451, "4.3.0 try later")})
+    deliver(app, sink)
     states = {d.contact_id: d.state for d in Delivery.select()}
     assert sorted(states.values()) == ["bounced", "deferred"]
-    assert relay.deliver_due(app, RecordingRelay()) == 0      # not due again yet
+    assert deliver(app, FakeConnector()) == {}      # not due again yet
     clock.advance(minutes=1, seconds=1)
-    retry = RecordingRelay()
-    assert relay.deliver_due(app, retry) == 1
+    retry = FakeConnector()
+    assert deliver(app, retry) == {"delivered": 1}
     assert [rcpt for _, rcpt, _ in retry.sent] == ["taro@docomo.ne.jp"]
 
 
 def test_expired_mail_is_not_sent_late(app, school, clock):
     _send(app, school, expires_at=clock.now() + timedelta(hours=1))
     clock.advance(hours=2)
-    sink = RecordingRelay()
-    relay.deliver_due(app, sink)
+    sink = FakeConnector()
+    deliver(app, sink)
     assert sink.sent == [] and {d.state for d in Delivery.select()} == {"expired"}
 
 
 def test_scheduled_mail_waits_for_its_time(app, school, clock):
     _send(app, school, send_at=clock.now() + timedelta(hours=3))
-    assert relay.deliver_due(app, RecordingRelay()) == 0
+    assert deliver(app, FakeConnector()) == {}
     clock.advance(hours=3)
-    assert relay.deliver_due(app, RecordingRelay()) == 2
+    assert deliver(app, FakeConnector()) == {"delivered": 2}
 
 
 def test_emergency_mail_is_claimed_first(app, school, clock):
@@ -127,9 +114,9 @@ def test_emergency_mail_is_claimed_first(app, school, clock):
     assert {d.message_id for d in claimed} == {urgent.id}
 
 
-def test_a_worker_killed_mid_batch_loses_nothing(app, school, clock):
+def test_an_mta_killed_mid_batch_loses_nothing(app, school, clock):
     _send(app, school)
-    assert len(deliveries.claim_due(app, "email", 10)) == 2   # claimed, then the worker dies
-    assert relay.deliver_due(app, RecordingRelay()) == 0       # leased: nobody sends it twice
+    assert len(deliveries.claim_due(app, "email", 10)) == 2   # claimed, then the MTA dies
+    assert deliver(app, FakeConnector()) == {}                 # leased: nobody sends it twice
     clock.advance(minutes=5, seconds=1)
-    assert relay.deliver_due(app, RecordingRelay()) == 2       # the lease ran out: sent after all
+    assert deliver(app, FakeConnector()) == {"delivered": 2}   # the lease ran out: sent after all
