@@ -53,6 +53,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "transport": {},                # domain -> "host:port" relay; "*" relays every domain
         "dkim_selector": "renraku",
         "dkim_ed25519": False,          # add an Ed25519 signature beside the RSA one
+        "sign_workers": 0,              # processes signing mail; 0: one per core
         "iso2022jp_domains": [],        # feature-phone domains that need ISO-2022-JP mail
         "domains": {},                  # per-domain limit overrides, see mta/policy.py
         "status_file": "run/mta-status.json",   # the running MTA's own view, for status and health

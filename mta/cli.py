@@ -50,7 +50,8 @@ def sink_list(app, limit: int) -> None:
 @pass_app
 def mta_run(app) -> None:
     """Run the outbound MTA until stopped: delivers due mail directly, DKIM-signed."""
-    counts = service.run_until_signalled(service.build_outbound(app))
+    with service.outbound_for(app) as outbound:
+        counts = service.run_until_signalled(outbound)
     emit_json(counts)
 
 
@@ -59,7 +60,8 @@ def mta_run(app) -> None:
 @pass_app
 def mta_flush(app, wait: bool) -> None:
     """Deliver everything due now and exit (like `postqueue -f`, but waiting for the results)."""
-    emit_json(service.flush(service.build_outbound(app)))
+    with service.outbound_for(app) as outbound:
+        emit_json(service.flush(outbound))
 
 
 @mta.command("status")

@@ -156,7 +156,8 @@ class DomainQueue:
 class Outbound:
     """Feeds the active queue from the database, runs the domains, writes results."""
 
-    def __init__(self, app, *, router, connector: Connector, sign: Callable[[bytes], bytes] | None = None,
+    def __init__(self, app, *, router, connector: Connector,
+                 sign: Callable[[list[bytes]], list[bytes]] | None = None,
                  active: int = 5000, batch: int = 1000, status_path: Path | None = None):
         self.app, self.router, self.connector, self.sign = app, router, connector, sign
         self.status_path = status_path
@@ -184,8 +185,9 @@ class Outbound:
 
     def _claim(self, limit: int) -> outbox.Batch:
         batch = outbox.claim_mail(self.app, limit)
-        if self.sign is not None:
-            batch.mails = [replace(mail, data=self.sign(mail.data)) for mail in batch.mails]
+        if self.sign is not None and batch.mails:
+            signed = self.sign([mail.data for mail in batch.mails])
+            batch.mails = [replace(mail, data=data) for mail, data in zip(batch.mails, signed)]
         return batch
 
     async def _feed(self) -> int:

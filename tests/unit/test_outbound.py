@@ -82,9 +82,9 @@ def test_signing_happens_once_per_guardian_mail(app, school):
     send(app, school)
     signed = []
 
-    def sign(data):
-        signed.append(data)
-        return b"DKIM-Signature: test\r\n" + data
+    def sign(datas):
+        signed.extend(datas)
+        return [b"DKIM-Signature: test\r\n" + data for data in datas]
 
     connector = FakeConnector()
     deliver(app, connector, sign=sign)
