@@ -66,6 +66,15 @@ def record_outcomes(app, deliveries: dict[str, Delivery], outcomes: list[Outcome
             Delivery.update(update).where(Delivery.id == outcome.delivery_id).execute()
 
 
+def release(app, delivery_ids: list[str]) -> None:
+    """Make claimed deliveries that got no result due again now (the MTA is stopping)."""
+    now = app.clock.now()
+    with db.write():
+        for batch in peewee.chunked(delivery_ids, 500):
+            (Delivery.update(due_at=now, updated_at=now)
+             .where(Delivery.id.in_(batch) & Delivery.state.in_(PENDING_STATES)).execute())
+
+
 def count_due(app) -> int:
     """Return how many deliveries of any channel are due now."""
     return (Delivery.select().where(Delivery.state.in_(PENDING_STATES)

@@ -17,7 +17,7 @@ def _mta_status(app) -> dict:
     except (OSError, ValueError):
         return {"ok": False, "running": False, "due": due}
     updated = datetime.fromisoformat(written["updated"])
-    running = app.clock.now() - updated < MTA_STALE
+    running = not written["stopped"] and app.clock.now() - updated < MTA_STALE
     return {"ok": running, "running": running, "due": due, "updated": written["updated"],
             "resting_domains": sorted(written["resting"])}
 

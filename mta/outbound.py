@@ -71,7 +71,7 @@ class DomainQueue:
         return self.jobs.popleft() if self.jobs else None
 
     def spawn(self) -> None:
-        while self.jobs and self.sessions < self.concurrency:
+        while self.jobs and self.sessions < self.concurrency and not self.outbound.stopping:
             self.sessions += 1
             self.outbound.start(self._session())
 
@@ -126,8 +126,12 @@ class DomainQueue:
                 reply = await session.send(self.outbound.sender_for(job), job.address, job.data)
             except SmtpReply as exc:
                 self.outbound.settle(job, "bounced" if exc.permanent else "deferred", str(exc))
-                if exc.code == 421:       # the server is closing: slow down, new session
+                if exc.code == 421:       # the server is closing: slow down, rest if it goes on
                     self.concurrency = max(1, self.concurrency // 2)
+                    self.failed_connects += 1
+                    if self.failed_connects >= self.policy.dead_after:
+                        self.dead_until = time.monotonic() + self.policy.dead_for
+                        self.settle_all("deferred", f"{self.domain}: {exc}")
                     return
                 continue
             except HopUnavailable as exc:
@@ -169,6 +173,7 @@ class Outbound:
         self.domains: dict[str, DomainQueue] = {}
         self.tasks: set[asyncio.Task] = set()
         self.counts: collections.Counter = collections.Counter()
+        self.stopping = False
 
     def sender_for(self, job: Job) -> str:
         """The VERP envelope sender: a bounce names the delivery it is about."""
@@ -215,10 +220,11 @@ class Outbound:
             self.in_flight.pop(outcome.delivery_id, None)
             self.counts[outcome.outcome] += 1
 
-    def _write_status(self) -> None:
+    def _write_status(self, stopped: bool = False) -> None:
         now, wall = time.monotonic(), self.app.clock.now()
         status = {
             "updated": wall.isoformat(),
+            "stopped": stopped,
             "in_flight": len(self.in_flight),
             "resting": {d.domain: (wall + timedelta(seconds=d.dead_until - now)).isoformat()
                         for d in self.domains.values() if d.dead_until > now},
@@ -258,9 +264,18 @@ class Outbound:
                 except TimeoutError:
                     pass
         finally:
-            for task in list(self.tasks):
-                task.cancel()
-            await asyncio.gather(*self.tasks, return_exceptions=True)
+            # Stop opening sessions, then cancel until none is left: a cancelled session
+            # would otherwise hand its domain's queue to a new one that nobody records.
+            self.stopping = True
+            while self.tasks:
+                for task in list(self.tasks):
+                    task.cancel()
+                await asyncio.gather(*self.tasks, return_exceptions=True)
             writing.set()
             await writer
+            if self.in_flight:
+                # Claimed but never tried: due again at once after a restart, not in 5 minutes.
+                await asyncio.to_thread(deliveries.release, self.app, list(self.in_flight))
+            if self.status_path is not None:
+                await asyncio.to_thread(self._write_status, True)
         return self.counts
