@@ -123,6 +123,14 @@ def find_holders(app, kind: str, values: list[str]) -> dict[str, set[str]]:
     return holders
 
 
+def suspend(contact_ids: list[str]) -> None:
+    """Stop delivering to these active contact points (they keep their slot; the school sees the count)."""
+    if contact_ids:
+        with db.write():
+            (ContactPoint.update(status="suspended")
+             .where(ContactPoint.id.in_(contact_ids) & (ContactPoint.status == "active")).execute())
+
+
 @dataclass(frozen=True)
 class ContactSummary:
     """What school roles may know about a guardian's contact points: counts, never values."""

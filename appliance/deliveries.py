@@ -11,13 +11,16 @@ from datetime import datetime, timedelta
 
 import peewee
 
-from appliance import db
+from appliance import contacts, db
 from appliance.models import Delivery, DeliveryResult, Message
 
 LEASE = timedelta(minutes=5)
 RETRY_SCHEDULE = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15),
                   timedelta(hours=1))
 PENDING_STATES = ("queued", "deferred")
+# A single 550 at DATA from a carrier is often its filter, not a dead address: an
+# address is suspended only after hard bounces on this many different messages.
+SUSPEND_AFTER_BOUNCES = 3
 _PRIORITY_ORDER = peewee.Case(Message.priority, (("emergency", 0),), 1)
 
 
@@ -37,7 +40,8 @@ def claim_due(app, channel: str, limit: int) -> list[Delivery]:
         rows = list(Delivery.select(Delivery, Message).join(Message)
                     .where((Delivery.channel == channel) & Delivery.state.in_(PENDING_STATES)
                            & (Delivery.due_at <= now))
-                    .order_by(_PRIORITY_ORDER, Delivery.due_at)
+                    # Emergency first, then fresh mail before retries (Postfix's active queue).
+                    .order_by(_PRIORITY_ORDER, Delivery.attempts > 0, Delivery.due_at)
                     .limit(limit))
         if rows:
             (Delivery.update(due_at=now + LEASE, attempts=Delivery.attempts + 1, updated_at=now)
@@ -45,6 +49,15 @@ def claim_due(app, channel: str, limit: int) -> list[Delivery]:
     for row in rows:
         row.attempts += 1
     return rows
+
+
+def _suspend_bouncing(contact_ids: list[str]) -> None:
+    """Suspend the addresses that have now bounced hard on enough different messages."""
+    repeated = (Delivery.select(Delivery.contact)
+                .where(Delivery.contact.in_(contact_ids) & (Delivery.state == "bounced"))
+                .group_by(Delivery.contact)
+                .having(peewee.fn.COUNT(Delivery.message.distinct()) >= SUSPEND_AFTER_BOUNCES))
+    contacts.suspend([contact_id for (contact_id,) in repeated.tuples()])
 
 
 def retry_at(now: datetime, attempts: int) -> datetime:
@@ -64,6 +77,9 @@ def record_outcomes(app, deliveries: dict[str, Delivery], outcomes: list[Outcome
             if outcome.outcome == "deferred":
                 update["due_at"] = retry_at(now, deliveries[outcome.delivery_id].attempts)
             Delivery.update(update).where(Delivery.id == outcome.delivery_id).execute()
+        bounced = [deliveries[o.delivery_id].contact_id for o in outcomes if o.outcome == "bounced"]
+        if bounced:
+            _suspend_bouncing(bounced)
 
 
 def release(app, delivery_ids: list[str]) -> None:

@@ -5,7 +5,7 @@ from email import message_from_bytes, policy
 
 import pytest
 
-from appliance import db, deliveries, tokens
+from appliance import contacts, db, deliveries, tokens
 from appliance.config import load_config
 from appliance.guardians import add_guardian
 from appliance.messages import create_message
@@ -120,3 +120,24 @@ def test_an_mta_killed_mid_batch_loses_nothing(app, school, clock):
     assert deliver(app, FakeConnector()) == {}                 # leased: nobody sends it twice
     clock.advance(minutes=5, seconds=1)
     assert deliver(app, FakeConnector()) == {"delivered": 2}   # the lease ran out: sent after all
+
+
+def test_an_address_is_suspended_only_after_hard_bounces_on_different_messages(app, school, clock):
+    refusing = FakeConnector(replies={"taro@example.jp": SmtpReply(550, "5.1.1 no such user")})
+    for n in range(3):
+        _send(app, school)
+        deliver(app, refusing)
+        summary = contacts.summarise_contacts([Guardian.get().id])[Guardian.get().id]
+        assert summary.suspended == ({"email": 1} if n == 2 else {})
+        clock.advance(seconds=1)
+    _send(app, school)
+    assert deliver(app, FakeConnector()) == {"delivered": 1}      # only the address still active
+
+
+def test_fresh_mail_is_claimed_before_retries(app, school, clock):
+    _send(app, school)
+    deliver(app, FakeConnector(replies={"taro@example.jp": SmtpReply(451, "try later"),
+                                        "taro@docomo.ne.jp": SmtpReply(451, "try later")}))
+    clock.advance(minutes=5)
+    fresh = _send(app, school)
+    assert {d.message_id for d in deliveries.claim_due(app, "email", 2)} == {fresh.id}
