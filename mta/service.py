@@ -6,6 +6,8 @@ import json
 import multiprocessing
 import os
 import signal
+import threading
+import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
@@ -22,6 +24,15 @@ _signer: dkim.DkimSigner | None = None   # one per signing process
 def _start_signing_process(config) -> None:
     global _signer
     _signer = dkim.load_signer(config)
+    parent = os.getppid()
+
+    def leave_with_parent() -> None:
+        # A killed MTA (kill -9, OOM) cannot stop its pool: its signers would wait forever.
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=leave_with_parent, daemon=True).start()
 
 
 def _sign(data: bytes) -> bytes:
