@@ -10,13 +10,16 @@ processes on 127.0.0.2-5, results written to the database.
 
 Nothing can leave the machine: ``[mta] nameservers`` is only a DNS server on loopback (the
 tests' ``DnsServer``) whose MX records point every seeded domain at one of the sinks, the
-environment is not read, and the transport map is empty.
+environment is not read, and the transport map is empty. The sinks are not carriers, so the
+carriers' per-domain pacing (200/s each) is lifted unless ``--keep-pacing``; concurrency and
+per-session limits stay as shipped.
 
 Then, for the ratio, a private Postfix instance (temporary config, queue and log) relays
 the same kind of mail (a second message, rendered and signed by the same code outside the
 timing) to the same sinks: one SMTP transaction per address with the same VERP sender,
 injected over a few connections; timed from the first injection until the sinks have all
-of it. ``--postfix-messages`` sends a subset (compare rates, not totals).
+of it. By default Postfix gets 20,000 of the messages (``--postfix-messages``; it runs at a
+few hundred a second here): compare rates, not totals.
 
 ``--profile`` runs only our MTA, under cProfile and on one thread (what the engine hands
 to threads runs inline), on a smaller run (e.g. ``--guardians 5000``), and prints where
