@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 import peewee
 
 from appliance import contacts, db
+from appliance.ids import uuid7
 from appliance.models import Delivery, DeliveryResult, Message
 
 LEASE = timedelta(minutes=5)
@@ -51,6 +52,10 @@ def claim_due(app, channel: str, limit: int) -> list[Delivery]:
     return rows
 
 
+_RESULT_FIELDS = [DeliveryResult.id, DeliveryResult.delivery, DeliveryResult.outcome, DeliveryResult.detail,
+                  DeliveryResult.site, DeliveryResult.at]
+
+
 def _suspend_bouncing(contact_ids: list[str]) -> None:
     """Suspend the addresses that have now bounced hard on enough different messages."""
     repeated = (Delivery.select(Delivery.contact)
@@ -69,14 +74,15 @@ def record_outcomes(app, deliveries: dict[str, Delivery], outcomes: list[Outcome
     """Write each outcome as a fact and move its delivery's cached state, in one transaction."""
     now = app.clock.now()
     with db.write():
-        DeliveryResult.insert_many([
-            {"id": DeliveryResult.id.default(), "delivery": o.delivery_id, "outcome": o.outcome,
-             "detail": o.detail[:1000], "site": app.site, "at": now} for o in outcomes]).execute()
-        for outcome in outcomes:
-            update = {"state": outcome.outcome, "updated_at": now}
-            if outcome.outcome == "deferred":
-                update["due_at"] = retry_at(now, deliveries[outcome.delivery_id].attempts)
-            Delivery.update(update).where(Delivery.id == outcome.delivery_id).execute()
+        db.insert_rows(DeliveryResult, _RESULT_FIELDS,
+                       [(uuid7(), o.delivery_id, o.outcome, o.detail[:1000], app.site, now) for o in outcomes])
+        # One prepared statement for all rows: a blast records thousands a second.
+        db.execute_many(Delivery, 'UPDATE {table} SET "state" = {p}, "updated_at" = {p},'
+                                  ' "due_at" = COALESCE({p}, "due_at") WHERE "id" = {p}',
+                        [Delivery.state, Delivery.updated_at, Delivery.due_at, Delivery.id],
+                        [(o.outcome, now,
+                          retry_at(now, deliveries[o.delivery_id].attempts) if o.outcome == "deferred" else None,
+                          o.delivery_id) for o in outcomes])
         bounced = [deliveries[o.delivery_id].contact_id for o in outcomes if o.outcome == "bounced"]
         if bounced:
             _suspend_bouncing(bounced)

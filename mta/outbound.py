@@ -25,7 +25,8 @@ from mta.policy import DomainPolicy, policy_for
 from mta.smtp import Connector, HopUnavailable, Session, SmtpReply
 
 WRITE_INTERVAL = 0.3   # seconds between result writes
-SESSION_IDLE = 0.5     # seconds an open session waits for more mail before QUIT
+SESSION_IDLE = 3.0     # seconds an open session waits for more mail before QUIT
+JOBS_PER_SESSION = 20  # a further session opens only while this many jobs wait for each open one
 STATUS_INTERVAL = 2.0  # seconds between status file writes (health reads it)
 IDLE_POLL = 1.0        # seconds between database polls when nothing is due
 
@@ -71,7 +72,9 @@ class DomainQueue:
         return self.jobs.popleft() if self.jobs else None
 
     def spawn(self) -> None:
-        while self.jobs and self.sessions < self.concurrency and not self.outbound.stopping:
+        # Few long sessions beat many short ones: a session costs as much as several mails.
+        while (self.jobs and self.sessions < self.concurrency and not self.outbound.stopping
+               and (self.sessions == 0 or len(self.jobs) > self.sessions * JOBS_PER_SESSION)):
             self.sessions += 1
             self.outbound.start(self._session())
 
