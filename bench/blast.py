@@ -384,9 +384,7 @@ STAGES = (
     ("  of which: MIME text (MessageTemplate.render)", "appliance/mail.py", ("render",)),
     ("DKIM: hand to the signing processes, wait for them", "mta/service.py", ("__call__",)),
     ("write results (deliveries.record_outcomes)", "appliance/deliveries.py", ("record_outcomes",)),
-    ("SMTP client: open, send, close (mta/smtp.py, aiosmtplib)", "mta/smtp.py", ("open", "send", "close")),
-    ("  of which: address parsing (aiosmtplib parse_address)", "aiosmtplib/email.py", ("parse_address",)),
-    ("SMTP client: replies (aiosmtplib protocol data_received)", "aiosmtplib/protocol.py", ("data_received",)),
+    ("SMTP client: open, send, close (mta/smtp.py)", "mta/smtp.py", ("open", "send", "close")),
     ("MX routing (Router.next_hops)", "mta/routing.py", ("next_hops",)),
 )
 IDLE = "<method 'poll' of 'select.epoll' objects>"    # the event loop waiting for sockets and timers
@@ -604,7 +602,7 @@ async def inject(port: int, transactions: list[tuple[str, str, bytes]], connecti
     """Send every transaction into Postfix's smtpd over a few connections; return reply counts.
 
     A lean client on purpose (RFC 2920 pipelining, each mail dot-stuffed once): it shares the
-    machine with Postfix, and aiosmtplib would take ~5x the CPU from it.
+    machine with Postfix, and a general-purpose client would take ~5x the CPU from it.
     """
     pending = iter(transactions)     # shared by the workers: one event loop, no locking needed
     replies: Counter = Counter()
