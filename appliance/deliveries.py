@@ -22,7 +22,9 @@ PENDING_STATES = ("queued", "deferred")
 # A single 550 at DATA from a carrier is often its filter, not a dead address: an
 # address is suspended only after hard bounces on this many different messages.
 SUSPEND_AFTER_BOUNCES = 3
-_PRIORITY_ORDER = peewee.Case(Message.priority, (("emergency", 0),), 1)
+# Written out, not bound: SQLite uses the partial index delivery_queue only when the
+# query's own text implies the index's WHERE clause.
+_PENDING_LITERAL = Delivery.state.in_(peewee.SQL("('queued', 'deferred')"))
 
 
 @dataclass(frozen=True)
@@ -37,18 +39,19 @@ class Outcome:
 def claim_due(app, channel: str, limit: int) -> list[Delivery]:
     """Lease up to `limit` due deliveries of a channel, emergency first, oldest due first."""
     now = app.clock.now()
+    # Emergency first, then fresh mail before retries (Postfix's active queue), oldest first:
+    # the order of the delivery_queue index, so the claim reads its head and sorts nothing.
+    head = (Delivery.select(Delivery.id)
+            .where((Delivery.channel == channel) & _PENDING_LITERAL & (Delivery.due_at <= now))
+            .order_by(Delivery.priority, Delivery.attempts, Delivery.due_at)
+            .limit(limit))
     with db.write():
-        rows = list(Delivery.select(Delivery, Message).join(Message)
-                    .where((Delivery.channel == channel) & Delivery.state.in_(PENDING_STATES)
-                           & (Delivery.due_at <= now))
-                    # Emergency first, then fresh mail before retries (Postfix's active queue).
-                    .order_by(_PRIORITY_ORDER, Delivery.attempts > 0, Delivery.due_at)
-                    .limit(limit))
-        if rows:
-            (Delivery.update(due_at=now + LEASE, attempts=Delivery.attempts + 1, updated_at=now)
-             .where(Delivery.id.in_([row.id for row in rows])).execute())
+        rows = list(Delivery.update(due_at=now + LEASE, attempts=Delivery.attempts + 1, updated_at=now)
+                    .where(Delivery.id.in_(head)).returning(Delivery).execute())
+    messages = {m.id: m for m in Message.select().where(Message.id.in_(list({r.message_id for r in rows})))}
     for row in rows:
-        row.attempts += 1
+        row.message = messages[row.message_id]
+    rows.sort(key=lambda row: (row.priority, row.attempts, row.id))
     return rows
 
 

@@ -19,7 +19,7 @@ import peewee
 from appliance import audit, db, targeting
 from appliance.errors import InvalidInput
 from appliance.models import ContactPoint, Delivery, Message, Recipient, SurveyQuestion
-from appliance.models.message import CHANNELS, PRIORITIES, QUESTION_KINDS
+from appliance.models.message import CHANNELS, PRIORITIES, PRIORITY_RANK, QUESTION_KINDS
 
 MAX_SUBJECT = 200        # characters; it is a mail subject and a push title
 MAX_BODY = 20_000        # characters
@@ -95,7 +95,7 @@ def _queue_deliveries(message: Message, channels: list[str], due_at: datetime, n
     """Insert a queued Delivery per active contact point of the recipients on the channels."""
     Delivery.insert_from(_delivery_rows(message, channels, due_at, now), [
         Delivery.id, Delivery.message, Delivery.recipient, Delivery.contact, Delivery.channel,
-        Delivery.state, Delivery.attempts, Delivery.due_at, Delivery.updated_at]).execute()
+        Delivery.priority, Delivery.state, Delivery.attempts, Delivery.due_at, Delivery.updated_at]).execute()
 
 
 def _delivery_rows(message: Message, channels: list[str], due_at: datetime, now: datetime) -> peewee.ModelSelect:
@@ -107,7 +107,7 @@ def _delivery_rows(message: Message, channels: list[str], due_at: datetime, now:
     # as a plain join.
     return (Recipient
             .select(db.new_keys(), Recipient.message, Recipient.id, ContactPoint.id, ContactPoint.kind,
-                    peewee.Value("queued"), peewee.Value(0),
+                    peewee.Value(PRIORITY_RANK[message.priority]), peewee.Value("queued"), peewee.Value(0),
                     # Bound as the field stores times (naive UTC text), or they would not compare.
                     peewee.Value(due_at, converter=Delivery.due_at.db_value),
                     peewee.Value(now, converter=Delivery.updated_at.db_value))

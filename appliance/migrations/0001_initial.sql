@@ -156,13 +156,17 @@ CREATE TABLE delivery (
     recipient_id    TEXT NOT NULL REFERENCES recipient (id),
     contact_id      TEXT NOT NULL REFERENCES contact_point (id),
     channel         TEXT NOT NULL CHECK (channel IN ('email', 'push', 'phone', 'fax')),
+    priority        INTEGER NOT NULL,      -- 0 emergency, 1 normal: the message's, copied for the queue index
     state           TEXT NOT NULL DEFAULT 'queued'
                     CHECK (state IN ('queued', 'deferred', 'delivered', 'bounced', 'expired')),
     attempts        INTEGER NOT NULL DEFAULT 0,
     due_at          TEXT NOT NULL,
     updated_at      TEXT NOT NULL
 );
-CREATE INDEX delivery_due ON delivery (state, due_at);
+-- The queue: what is pending, in the order it is claimed (emergency first, fresh
+-- mail before retries, oldest first), so a claim reads the head instead of sorting.
+CREATE INDEX delivery_queue ON delivery (channel, priority, attempts, due_at)
+    WHERE state IN ('queued', 'deferred');
 CREATE INDEX delivery_message ON delivery (message_id, channel, state);
 
 -- Facts: insert-only, written at any site, merged by union.

@@ -6,6 +6,7 @@ from appliance.models.guardian import ContactPoint, Guardian
 from appliance.models.school import School, StaffUser
 
 PRIORITIES = ("emergency", "normal")
+PRIORITY_RANK = {"emergency": 0, "normal": 1}    # deliveries are claimed in this order
 CHANNELS = ("email", "push", "phone", "fax")
 QUESTION_KINDS = ("single", "multiple", "text")
 DELIVERY_STATES = ("queued", "deferred", "delivered", "bounced", "expired")
@@ -69,6 +70,7 @@ class Delivery(BaseModel):
     recipient = peewee.ForeignKeyField(Recipient, backref="deliveries")
     contact = peewee.ForeignKeyField(ContactPoint, backref="deliveries")
     channel = peewee.CharField()
+    priority = peewee.IntegerField()               # 0 emergency, 1 normal (see PRIORITY_RANK)
     state = peewee.CharField(default="queued")
     attempts = peewee.IntegerField(default=0)
     due_at = UTCDateTimeField()
