@@ -5,8 +5,6 @@ from appliance.models.base import FACTS, BaseModel, UTCDateTimeField
 from appliance.models.guardian import Guardian
 from appliance.models.message import Delivery, Message, SurveyQuestion
 
-OUTCOMES = ("delivered", "deferred", "bounced", "expired")
-
 
 class DeliveryResult(BaseModel):
     delivery = peewee.ForeignKeyField(Delivery, backref="results")

@@ -5,8 +5,6 @@ from appliance.models.base import OWNED, BaseModel, UTCDateTimeField
 from appliance.models.roster import Student
 
 LINK_STATUSES = ("pending", "approved", "rejected")
-CONTACT_KINDS = ("email", "push", "phone", "fax")
-CONTACT_STATUSES = ("pending", "active", "suspended", "removed")
 
 
 class Guardian(BaseModel):

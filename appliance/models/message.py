@@ -9,7 +9,6 @@ PRIORITIES = ("emergency", "normal")
 PRIORITY_RANK = {"emergency": 0, "normal": 1}    # deliveries are claimed in this order
 CHANNELS = ("email", "push", "phone", "fax")
 QUESTION_KINDS = ("single", "multiple", "text")
-DELIVERY_STATES = ("queued", "deferred", "delivered", "bounced", "expired")
 
 
 class Message(BaseModel):

@@ -9,9 +9,6 @@ import peewee
 from appliance.models.base import OWNED, BaseModel, UTCDateTimeField
 from appliance.models.school import School
 
-STUDENT_STATUSES = ("enrolled", "transferred_out", "graduated")
-GROUP_KINDS = ("club", "route", "custom")
-
 
 class Student(BaseModel):
     school = peewee.ForeignKeyField(School, backref="students")
