@@ -42,7 +42,7 @@ def sink_list(app, limit: int) -> None:
     emit_json([
         {"to": mail["X-Sink-Rcpt-To"], "subject": mail["Subject"],
          "date": to_tokyo(mail["Date"].datetime).isoformat() if mail["Date"] else None,
-         "body": mail.get_body(("plain",)).get_content()[:400]}
+         "body": mail.get_body(("plain",)).get_content().replace("\r\n", "\n")[:400]}
         for mail in read_captured(app.config.path("sink", "dir"), limit)])
 
 
