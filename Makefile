@@ -9,34 +9,50 @@ DEMO_DATA ?= demo-data
 # Debian packages the project needs on a fresh machine: python3-venv (Debian's
 # python3 cannot make a virtualenv without it), systemd (`systemd-analyze verify`
 # checks the unit files), postfix (its smtp-sink is the MTA tests' receiving
-# server, and Postfix itself the benchmark's reference; installed unconfigured).
-DEBIAN_PACKAGES := python3-venv systemd postfix
+# server, and Postfix itself the benchmark's reference; installed unconfigured),
+# chromium (the browser tests drive it through Playwright), fonts-noto-cjk (Japanese
+# in screenshots and PDFs instead of empty boxes).
+DEBIAN_PACKAGES := python3-venv systemd postfix chromium fonts-noto-cjk
 
-.PHONY: demo demo-setup test lint unit integration bench system-deps clean
+.PHONY: demo demo-setup test lint unit integration bench catalog catalog-update system-deps clean
 
 demo: demo-setup
 	$(BIN)/appliance --data-dir $(DEMO_DATA) serve
 
 # The demo's set-up path on its own (the integration tier runs it in a temporary dir).
-demo-setup: $(VENV)/.installed
+demo-setup: $(VENV)/.installed catalog
 	$(BIN)/appliance --data-dir $(DEMO_DATA) init
 	test -f $(DEMO_DATA)/keys/dkim-renraku.pem || $(BIN)/appliance --data-dir $(DEMO_DATA) dkim init
 	$(BIN)/appliance --data-dir $(DEMO_DATA) demo
 
-test: lint
+test: lint catalog
 	$(BIN)/pytest tests
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check appliance webui mta tests bench
 
-unit: $(VENV)/.installed
+unit: $(VENV)/.installed catalog
 	$(BIN)/pytest tests -m "not integration"
 
-integration: $(VENV)/.installed
+integration: $(VENV)/.installed catalog
 	$(BIN)/pytest tests -m integration
 
 bench: $(VENV)/.installed
 	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
+
+# The UI's translation catalog: webui/translations/<lang>/LC_MESSAGES/messages.po is
+# the source (kept in git); the compiled .mo beside it is built here.
+CATALOGS := $(wildcard webui/translations/*/LC_MESSAGES/messages.po)
+catalog: $(CATALOGS:.po=.mo)
+
+%.mo: %.po $(VENV)/.installed
+	$(BIN)/pybabel compile --use-fuzzy -i $< -o $@ --statistics
+
+# After adding or changing UI strings: extract them and merge them into every catalog,
+# then translate the new entries (a unit test fails while any is untranslated).
+catalog-update: $(VENV)/.installed
+	$(BIN)/pybabel extract -F webui/babel.cfg -k _l --no-location --sort-output -o webui/translations/messages.pot webui
+	$(BIN)/pybabel update -i webui/translations/messages.pot -d webui/translations --no-fuzzy-matching --ignore-obsolete
 
 $(VENV)/.installed: pyproject.toml | system-deps
 	$(PYTHON) -m venv $(VENV)

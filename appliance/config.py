@@ -36,6 +36,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "web_secret": "keys/web-secret.key",
         "tokens": "keys/tokens.key",        # derives guardians' link tokens (0600)
     },
+    "passwords": {                  # argon2id for staff passwords (RFC 9106's second choice)
+        "time_cost": 3,
+        "memory_kib": 65536,
+        "parallelism": 4,
+    },
     "web": {
         "bind": "127.0.0.1:8080",
         "workers": 2,

@@ -16,7 +16,8 @@ from appliance.errors import InvalidInput
 from appliance.ids import uuid7
 from appliance.models import GuardianLink, Membership, School, Student, StudentGroup
 from appliance.sample_data import SampleGenerator, SampleSchool
-from appliance.schools import add_school, add_staff_user
+from appliance.schools import add_school
+from appliance.staff import add_staff_user
 
 DEMO_CODE = "demo"
 DEMO_NAME = "さくら市立さくら小学校"

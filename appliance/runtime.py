@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from argon2 import PasswordHasher
+
 from appliance import db
 from appliance.clock import SystemClock
 from appliance.config import CONFIG_FILE, Config, load_config
@@ -38,6 +40,7 @@ class Appliance:
     sealer: ContactSealer
     token_key: bytes          # derives the capability tokens in guardians' links
     clock: Any = field(default_factory=SystemClock)
+    passwords: PasswordHasher = field(default_factory=PasswordHasher)
 
     @property
     def site(self) -> str:
@@ -59,7 +62,11 @@ def open_appliance(data_dir: str | os.PathLike, *, environ: Mapping[str, str] | 
     db.open_database(config.path("db", "path"), config["db"]["busy_timeout_ms"])
     sealer = ContactSealer(load_or_create_key(config.path("keys", "contacts")))
     token_key = load_or_create_key(config.path("keys", "tokens"))
-    return Appliance(config=config, sealer=sealer, token_key=token_key, clock=clock or SystemClock())
+    cost = config["passwords"]
+    passwords = PasswordHasher(time_cost=cost["time_cost"], memory_cost=cost["memory_kib"],
+                               parallelism=cost["parallelism"])
+    return Appliance(config=config, sealer=sealer, token_key=token_key, clock=clock or SystemClock(),
+                     passwords=passwords)
 
 
 def init_data_dir(data_dir: str | os.PathLike, *, environ: Mapping[str, str] | None = None,

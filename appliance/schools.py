@@ -1,17 +1,10 @@
-"""Schools and staff accounts."""
+"""Schools (their staff accounts are in appliance.staff)."""
 from __future__ import annotations
-
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 
 from appliance import audit, db
 from appliance.clock import school_year
 from appliance.errors import InvalidInput, NotFound
-from appliance.models import School, StaffUser
-from appliance.models.school import ROLES
-
-_hasher = PasswordHasher()
-MIN_PASSWORD_LENGTH = 10
+from appliance.models import School
 
 
 def add_school(app, code: str, name: str, *, grades: int = 6, actor: str = "cli") -> School:
@@ -38,32 +31,3 @@ def get_school(code: str) -> School:
         raise NotFound(f"学校コード {code} の学校はありません")
     return school
 
-
-def add_staff_user(app, *, login: str, password: str, role: str, school: School | None = None,
-                   display_name: str = "", actor: str = "cli") -> StaffUser:
-    """Create a staff account with an argon2 password hash; operators belong to no school."""
-    if role not in ROLES:
-        raise InvalidInput(f"役割は {', '.join(ROLES)} のいずれかです: {role!r}")
-    if (role == "operator") != (school is None):
-        raise InvalidInput("operator は学校を持たず、ほかの役割は学校が必要です")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidInput(f"パスワードは{MIN_PASSWORD_LENGTH}文字以上にしてください")
-    login = login.strip()
-    if not login:
-        raise InvalidInput("ログイン名が空です")
-    with db.write():
-        if StaffUser.select().where(StaffUser.login == login).exists():
-            raise InvalidInput(f"ログイン名 {login} はすでに使われています")
-        user = StaffUser.create(school=school, role=role, login=login, display_name=display_name or login,
-                                password_hash=_hasher.hash(password), created_at=app.clock.now())
-        audit.record(app, actor, "staff.add", school_id=school.id if school else None,
-                     subject_id=user.id, detail={"login": login, "role": role})
-    return user
-
-
-def check_password(user: StaffUser, password: str) -> bool:
-    """Return whether the password matches the user's argon2 hash."""
-    try:
-        return _hasher.verify(user.password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False

@@ -1,12 +1,21 @@
-"""Fixtures shared by both tiers: a fresh data dir and appliance per test."""
+"""Fixtures shared by both tiers: a fresh data dir and appliance per test, staff accounts, web clients."""
+import re
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import pytest
+from flask.testing import FlaskClient
 
 from appliance import db
 from appliance.clock import FrozenClock
 from appliance.runtime import init_data_dir
+from appliance.schools import add_school
+from appliance.staff import add_staff_user
+from webui import create_app
 
+# Cheap argon2 parameters: tests hash many passwords; verification reads them from each hash.
+TEST_OVERRIDES = {"site": {"name": "test-site"},
+                  "passwords": {"time_cost": 1, "memory_kib": 1024, "parallelism": 1}}
 START = datetime(2026, 4, 6, 0, 0, tzinfo=timezone.utc)   # 09:00 in Tokyo, first day of term
 
 
@@ -18,7 +27,75 @@ def clock():
 @pytest.fixture
 def app(tmp_path, clock):
     """An initialised appliance in a temporary data dir, with a frozen clock."""
-    appliance = init_data_dir(tmp_path / "data", environ={}, overrides={"site": {"name": "test-site"}},
+    appliance = init_data_dir(tmp_path / "data", environ={}, overrides=TEST_OVERRIDES,
                               clock=clock)
     yield appliance
     db.close_database()
+
+
+PASSWORD = "correct horse battery"   # every test account's password
+
+
+@dataclass
+class Staff:
+    """Two schools and one account of each role (school_admin and teacher at school A)."""
+
+    school: object          # "sch-a"
+    other_school: object    # "sch-b"
+    operator: object
+    admin: object
+    teacher: object
+    other_admin: object     # school_admin of sch-b
+
+
+@pytest.fixture
+def staff(app):
+    school = add_school(app, "sch-a", "第一小学校")
+    other = add_school(app, "sch-b", "第二小学校")
+    return Staff(
+        school=school, other_school=other,
+        operator=add_staff_user(app, login="op", password=PASSWORD, role="operator", display_name="運用担当"),
+        admin=add_staff_user(app, login="admin-a", password=PASSWORD, role="school_admin", school=school,
+                             display_name="教頭"),
+        teacher=add_staff_user(app, login="teacher-a", password=PASSWORD, role="teacher", school=school,
+                               display_name="担任"),
+        other_admin=add_staff_user(app, login="admin-b", password=PASSWORD, role="school_admin", school=other))
+
+
+class WebClient(FlaskClient):
+    """A test client that signs in and posts forms with a real CSRF token, as a browser does."""
+
+    def csrf(self) -> str:
+        page = self.get("/status").get_data(as_text=True)    # every page carries a token (language switch)
+        return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+
+    def post_form(self, url: str, data: dict | None = None, **kwargs):
+        return self.post(url, data={"csrf_token": self.csrf(), **(data or {})}, **kwargs)
+
+    def sign_in(self, login: str, password: str = PASSWORD, totp: str = ""):
+        return self.post_form("/admin/login", {"login": login, "password": password, "totp": totp})
+
+
+@pytest.fixture
+def web(app):
+    """The Flask app over the test appliance, CSRF and all."""
+    flask_app = create_app({"APPLIANCE": app, "DATA_DIR": app.data_dir, "TESTING": True})
+    flask_app.test_client_class = WebClient
+    return flask_app
+
+
+@pytest.fixture
+def client(web):
+    return web.test_client()
+
+
+@pytest.fixture
+def signed_in(web, staff):
+    """Return a function: login name -> a client signed in as that account."""
+
+    def make(login: str) -> WebClient:
+        new = web.test_client()
+        assert new.sign_in(login).status_code == 302
+        return new
+
+    return make

@@ -1,16 +1,25 @@
 """The web UI: ``create_app()`` for gunicorn (``webui:create_app()``) and for tests.
 
-The admin, guardian, CoCo-net and peer blueprints arrive with their issues; today
-the app answers the health check and shows what the appliance is doing.
+Blueprints: ``health`` (``/healthz``, ``/status``) and ``admin`` (staff, ``/admin``);
+the guardian, CoCo-net and peer blueprints arrive with their issues. Sessions are
+signed cookies checked against the database on every request (no state in the
+workers' memory); every POST carries a CSRF token.
 """
 from __future__ import annotations
 
-from flask import Flask
+from datetime import timedelta
+
+from flask import Flask, g, redirect, url_for
+from flask_wtf.csrf import CSRFProtect
 
 from appliance import db
 from appliance.config import resolve_data_dir
 from appliance.runtime import open_appliance
 from appliance.tasks import create_queue
+from webui import errors, i18n
+from webui.access import PUBLIC, access
+
+MAX_REQUEST_BYTES = 2 * 1024 * 1024   # the largest form: 1 MB of attachments, base64 and fields aside
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -18,23 +27,55 @@ def create_app(test_config: dict | None = None) -> Flask:
     test_config = test_config or {}
     data_dir = test_config.get("DATA_DIR") or resolve_data_dir(None)
     appliance = test_config.get("APPLIANCE") or open_appliance(data_dir)
+    web = appliance.config["web"]
     app = Flask(__name__)
     app.config.from_mapping(
-        SECRET_KEY=appliance.config["web"]["secret_key"]
-        or appliance.config.path("keys", "web_secret").read_bytes(),
+        SECRET_KEY=web["secret_key"] or appliance.config.path("keys", "web_secret").read_bytes(),
+        SESSION_COOKIE_NAME="renraku_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=web["base_url"].startswith("https:"),
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
+        WTF_CSRF_TIME_LIMIT=None,     # the token lives as long as the session (a long compose must not fail)
     )
     app.config.update({k: v for k, v in test_config.items() if k.isupper()})
     app.json.ensure_ascii = False
     app.extensions["appliance"] = appliance
     app.extensions["queue"] = create_queue(appliance)
+    CSRFProtect(app)
+    i18n.init_app(app)
+    errors.init_app(app)
+
+    @app.before_request
+    def bind_appliance():
+        g.appliance = appliance
+
+    @app.context_processor
+    def navigation():
+        return {"nav_endpoints": app.view_functions}
+
+    @app.after_request
+    def security_headers(response):
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if g.get("user") is not None:
+            response.headers["Cache-Control"] = "no-store"   # staff pages never sit in a shared cache
+        return response
 
     @app.teardown_appcontext
     def close_connection(_exc):
         # peewee keeps one connection per thread; reopened on next use.
         db.close_database()
 
-    from webui import health
+    @app.get("/")
+    @access(PUBLIC)
+    def root_show():
+        """The web root leads to the staff sign-in (guardians arrive by their own links)."""
+        return redirect(url_for("admin.home_show"))
+
+    from webui import admin, health
     app.register_blueprint(health.bp)
+    app.register_blueprint(admin.bp)
     return app
-
-

@@ -1,4 +1,4 @@
-"""``GET /healthz`` and the front page: what the appliance is doing right now."""
+"""``GET /healthz`` and ``/status``: what the appliance is doing right now."""
 from flask import Blueprint, current_app, jsonify, render_template
 
 from appliance.health import check_health
@@ -19,8 +19,8 @@ def health_show():
     return jsonify(status), 200 if status["db"]["ok"] else 503
 
 
-@bp.get("/")
+@bp.get("/status")
 @access(PUBLIC)
 def status_show():
-    """The front page: the same status, for a person."""
+    """The same status, for a person."""
     return render_template("status.html", status=_status())

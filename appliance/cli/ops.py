@@ -9,7 +9,8 @@ from appliance import migrations
 from appliance.cli.common import emit_json, pass_app, user_errors
 from appliance.models.school import ROLES
 from appliance.runtime import init_data_dir
-from appliance.schools import add_school, add_staff_user, get_school
+from appliance.schools import add_school, get_school
+from appliance.staff import add_staff_user
 
 
 @click.command("init")

@@ -2,14 +2,14 @@
 from appliance.models.base import BaseModel
 from appliance.models.facts import AuditEntry, DeliveryResult, Receipt, SurveyAnswer
 from appliance.models.guardian import ContactPoint, Guardian, GuardianLink
-from appliance.models.message import Attachment, Delivery, Message, Recipient, SurveyQuestion
+from appliance.models.message import Attachment, Delivery, Message, NoticeTemplate, Recipient, SurveyQuestion
 from appliance.models.roster import Membership, Student, StudentGroup
-from appliance.models.school import School, StaffUser
+from appliance.models.school import School, StaffAssignment, StaffUser
 from appliance.models.token import CapabilityToken
 
 ALL_MODELS = [
-    School, StaffUser, Student, StudentGroup, Membership, Guardian, GuardianLink,
-    ContactPoint, Message, SurveyQuestion, Attachment, Recipient, Delivery,
+    School, StaffUser, StaffAssignment, Student, StudentGroup, Membership, Guardian, GuardianLink,
+    ContactPoint, Message, NoticeTemplate, SurveyQuestion, Attachment, Recipient, Delivery,
     DeliveryResult, Receipt, SurveyAnswer, AuditEntry, CapabilityToken,
 ]
 

@@ -23,6 +23,8 @@ class Message(BaseModel):
     send_at = UTCDateTimeField()
     expires_at = UTCDateTimeField(null=True)
     created_at = UTCDateTimeField()
+    status = peewee.CharField(default="released")   # awaiting_approval, released, rejected
+    decided_by = peewee.ForeignKeyField(StaffUser, null=True, backref="decided")
 
     class Meta:
         replication = OWNED
@@ -31,6 +33,19 @@ class Message(BaseModel):
     def channel_list(self) -> list[str]:
         """The channels as a list."""
         return [c for c in self.channels.split(",") if c]
+
+
+class NoticeTemplate(BaseModel):
+    """A notice staff start composing from; each school keeps and edits its own."""
+    school = peewee.ForeignKeyField(School, backref="notice_templates")
+    name = peewee.CharField()
+    subject = peewee.TextField()
+    body = peewee.TextField()
+    priority = peewee.CharField(default="normal")
+    updated_at = UTCDateTimeField()
+
+    class Meta:
+        replication = OWNED
 
 
 class SurveyQuestion(BaseModel):

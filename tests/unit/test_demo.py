@@ -14,7 +14,7 @@ from appliance.guardians import add_guardian
 from appliance.models import Guardian, GuardianLink, School, StaffUser, Student, StudentGroup
 from appliance.runtime import init_data_dir, open_appliance
 from appliance.sample_data import ADDRESS_MARKER
-from appliance.schools import check_password
+from appliance.staff import check_password
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +82,7 @@ def test_demo_logins_are_private_and_work(demo_app, demo):
     assert {login.role for login in demo.logins} == {"operator", "school_admin", "teacher"}
     for login in demo.logins:
         assert login.password in path.read_text(encoding="utf-8")
-        assert check_password(StaffUser.get(StaffUser.login == login.login), login.password)
+        assert check_password(demo_app, StaffUser.get(StaffUser.login == login.login), login.password)
 
 
 def test_demo_without_its_logins_file_reports_none(demo_app, demo):

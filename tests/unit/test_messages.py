@@ -10,7 +10,8 @@ from appliance.errors import InvalidInput
 from appliance.messages import MAX_QUESTIONS, MAX_SUBJECT, Question, create_message, message_summary
 from appliance.models import (
     AuditEntry, ContactPoint, Delivery, Guardian, Message, Recipient, Student, StudentGroup, SurveyQuestion)
-from appliance.schools import add_school, add_staff_user
+from appliance.schools import add_school
+from appliance.staff import add_staff_user
 from appliance.targeting import UnknownGroups
 
 

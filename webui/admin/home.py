@@ -1,0 +1,28 @@
+"""Where staff land after signing in: the operator's school list or their own school's page."""
+from __future__ import annotations
+
+from flask import g, redirect, render_template, url_for
+
+from appliance.models import Message, School
+from webui.access import STAFF, TEACHER, access
+from webui.admin import bp
+
+
+@bp.get("/")
+@access(STAFF)
+def home_show():
+    """Operators pick a school; everyone else goes to their school."""
+    if g.user.role != "operator":
+        return redirect(url_for("admin.school_show", code=g.user.school.code))
+    return render_template("admin/home.html", schools=School.select().order_by(School.code))
+
+
+@bp.get("/s/<code>/")
+@access(TEACHER)
+def school_show(code: str):
+    """The school's front page: what to do next, and the latest messages."""
+    recent = (Message.select().where(Message.school == g.school)
+              .order_by(Message.created_at.desc()).limit(10))
+    awaiting = (Message.select().where((Message.school == g.school) & (Message.status == "awaiting_approval"))
+                .count())
+    return render_template("admin/school.html", recent=recent, awaiting=awaiting)
