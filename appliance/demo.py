@@ -17,17 +17,17 @@ from appliance.ids import uuid7
 from appliance.models import GuardianLink, Membership, School, Student, StudentGroup
 from appliance.sample_data import SampleGenerator, SampleSchool
 from appliance.schools import add_school
-from appliance.staff import add_staff_user
+from appliance.staff import add_staff_user, set_assignments
 
 DEMO_CODE = "demo"
 DEMO_NAME = "さくら市立さくら小学校"
 DEMO_SEED = "renraku-demo"
 DEMO_GUARDIANS = 240            # about 19 children a class in 6 grades x 3 classes
-DEMO_STAFF = (                  # role, login, name shown in the UI
-    ("operator", "demo-operator", "サポートデスク"),
-    ("school_admin", "demo-admin", "教頭"),
-    ("teacher", "demo-teacher1", "1年1組担任"),
-    ("teacher", "demo-teacher2", "1年2組担任"),
+DEMO_STAFF = (                  # role, login, name shown in the UI, the class a teacher has
+    ("operator", "demo-operator", "サポートデスク", None),
+    ("school_admin", "demo-admin", "教頭", None),
+    ("teacher", "demo-teacher1", "1年1組担任", "1-1"),
+    ("teacher", "demo-teacher2", "1年2組担任", "1-2"),
 )
 LOGINS_FILE = "demo-logins.txt"
 SINK_SETTINGS = """
@@ -165,10 +165,12 @@ def _store_roster(app, school: School, plan: SampleSchool) -> None:
 
 
 def _add_demo_staff(app, school: School):
-    for role, login, display_name in DEMO_STAFF:
+    for role, login, display_name, class_name in DEMO_STAFF:
         password = secrets.token_urlsafe(12)
-        add_staff_user(app, login=login, password=password, role=role, display_name=display_name,
-                       school=None if role == "operator" else school)
+        user = add_staff_user(app, login=login, password=password, role=role, display_name=display_name,
+                              school=None if role == "operator" else school)
+        if class_name:
+            set_assignments(app, user, classes=[class_name], actor="demo")
         yield DemoLogin(role, login, password)
 
 

@@ -21,10 +21,12 @@ CREATE TABLE staff_assignment (
 -- Whether a teacher's message waits for a school_admin before it is sent.
 ALTER TABLE school ADD COLUMN teacher_needs_approval INTEGER NOT NULL DEFAULT 1;
 
--- A message waiting for approval has no recipients yet: approving it snapshots
--- the audience then. 'released' is every message that went to the queue.
+-- Composing saves a draft (attachments and survey included) that the confirmation
+-- step shows; a draft or a message waiting for approval has no recipients yet:
+-- releasing it snapshots the audience then. 'released' is every message that went
+-- to the queue (the CLI's `send` releases at once).
 ALTER TABLE message ADD COLUMN status TEXT NOT NULL DEFAULT 'released'
-    CHECK (status IN ('awaiting_approval', 'released', 'rejected'));
+    CHECK (status IN ('draft', 'awaiting_approval', 'released', 'rejected'));
 ALTER TABLE message ADD COLUMN decided_by_id TEXT REFERENCES staff_user (id);
 CREATE INDEX message_status ON message (school_id, status);
 

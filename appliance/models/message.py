@@ -23,7 +23,7 @@ class Message(BaseModel):
     send_at = UTCDateTimeField()
     expires_at = UTCDateTimeField(null=True)
     created_at = UTCDateTimeField()
-    status = peewee.CharField(default="released")   # awaiting_approval, released, rejected
+    status = peewee.CharField(default="released")   # draft, awaiting_approval, released, rejected
     decided_by = peewee.ForeignKeyField(StaffUser, null=True, backref="decided")
 
     class Meta:
