@@ -87,7 +87,7 @@ def seed_demo(app) -> DemoResult:
     # One transaction: a run that fails leaves nothing behind, so the next one starts afresh.
     with db.write():
         school = add_school(app, DEMO_CODE, DEMO_NAME, grades=plan.grades)
-        _store_roster(app, school, plan)
+        store_sample_roster(app, school, plan)
         logins = tuple(_add_demo_staff(app, school))
         _write_logins(logins_file, school, logins)
     return _demo_result(school, True, logins_file, logins)
@@ -133,7 +133,7 @@ def seed_bench(app, *, schools: int, guardians: int, addresses: int, seed: int =
         with db.write():
             school = add_school(app, f"{BENCH_PREFIX}{number:03d}", _bench_school_name(number),
                                 grades=plan.grades)
-            _store_roster(app, school, plan)
+            store_sample_roster(app, school, plan)
         students += len(plan.students)
         addresses_made += sum(len(g.emails) for g in plan.guardians)
         groups += len(plan.groups)
@@ -141,7 +141,7 @@ def seed_bench(app, *, schools: int, guardians: int, addresses: int, seed: int =
     return BenchResult(schools, students, guardians, addresses_made, groups, memberships)
 
 
-def _store_roster(app, school: School, plan: SampleSchool) -> None:
+def store_sample_roster(app, school: School, plan: SampleSchool) -> None:
     """Write a sample roster into a school: groups, students, memberships, approved guardians, addresses."""
     now = app.clock.now()
     group_ids = {group: uuid7() for group in plan.groups}

@@ -8,7 +8,9 @@ from flask.testing import FlaskClient
 
 from appliance import db
 from appliance.clock import FrozenClock
+from appliance.demo import store_sample_roster
 from appliance.runtime import init_data_dir
+from appliance.sample_data import SampleGenerator
 from appliance.schools import add_school
 from appliance.staff import add_staff_user
 from webui import create_app
@@ -99,3 +101,12 @@ def signed_in(web, staff):
         return new
 
     return make
+
+
+@pytest.fixture
+def roster(app, staff):
+    """School sch-a filled with a sample roster: 6 grades x 2 classes, 60 approved guardians with
+    1-4 addresses each (every address carries the marker rk + 7 digits). Returns the plan."""
+    plan = SampleGenerator("tests").make_school(grades=6, classes=2, guardians=60)
+    store_sample_roster(app, staff.school, plan)
+    return plan

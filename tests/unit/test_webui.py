@@ -135,3 +135,8 @@ def test_staff_pages_are_not_cached(signed_in):
     response = signed_in("admin-a").get("/admin/s/sch-a/")
     assert response.headers["Cache-Control"] == "no-store"
     assert response.headers["X-Frame-Options"] == "SAMEORIGIN"
+
+
+def test_the_roster_fixture_seeds_marked_addresses(roster):
+    assert len(roster.guardians) == 60
+    assert all(re.search(r"rk\d{7}", address) for g in roster.guardians for address in g.emails)
