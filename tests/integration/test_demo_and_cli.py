@@ -22,8 +22,8 @@ def test_make_demo_setup_then_serve_delivers_mail_to_the_sink(site, tmp_path):
     assert "demo-operator" in setup.stdout and (site.data_dir / "demo-logins.txt").stat().st_mode & 0o777 == 0o600
 
     site.serve()
-    status, page = http_get(site.base_url + "/")
-    assert status == 200 and "連絡網" in page.decode()
+    status, page = http_get(site.base_url + "/")                 # redirected to the staff sign-in
+    assert status == 200 and "職員ログイン" in page.decode()
 
     body = tmp_path / "body.txt"
     body.write_text("本日は大雪のため臨時休校とします。\n", encoding="utf-8")
