@@ -156,6 +156,15 @@ def test_a_school_admin_cannot_import_guardians_with_addresses(signed_in, staff)
     assert Student.select().count() == 1 and GuardianLink.select().count() == 0
 
 
+def test_the_operator_imports_guardians_and_the_result_shows_no_address(signed_in, staff):
+    response = signed_in("op").post_form("/admin/s/sch-a/roster/import", {"with_guardians": "y", "file": csv_upload(
+        ["1,1,1,佐藤 蓮,さとう れん,101,x.rk1234567@example.jp,佐藤 母"],
+        encoding="utf-8", header="学年,組,出席番号,氏名,ふりがな,学籍番号,メール1,保護者氏名")})
+    text = response.get_data(as_text=True)
+    assert response.status_code == 200 and "保護者: 新規 1 人" in text and not ADDRESS.search(text)
+    assert GuardianLink.get().status == "approved"
+
+
 def test_an_oversized_or_missing_upload_is_refused(signed_in, staff):
     admin = signed_in("admin-a")
     # The body is built here: the test client spools a body over 500 KB to a file it never closes.
@@ -266,3 +275,10 @@ def test_a_script_in_a_student_name_is_escaped(signed_in, staff):
         text = page(admin, url)
         assert "<script>alert(1)</script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
         assert "<i>部</i>" not in text and "<b>ふりがな</b>" not in text
+
+
+def test_a_script_in_a_guardian_name_is_escaped(app, signed_in, roster):
+    add_guardian(app, "<script>alert(2)</script>", student_ids=[seat(1, "1", 2).id], relationship="<b>父</b>")
+    text = page(signed_in("admin-a"), "/admin/s/sch-a/registrations")
+    assert "<script>alert(2)</script>" not in text and "&lt;script&gt;alert(2)&lt;/script&gt;" in text
+    assert "<b>父</b>" not in text
