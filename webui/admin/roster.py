@@ -25,6 +25,7 @@ from webui.admin import bp
 # The importer reads the whole file in memory and has no limit of its own; a class list of
 # 2,000 students with four addresses each is about 400 KB.
 MAX_ROSTER_BYTES = 1024 * 1024
+PAGE = 500     # registrations listed at once, oldest first: deciding them brings up the next
 _RULE_WORDS = {kind: word for word, kind in GROUP_WORDS.items()}
 
 
@@ -104,8 +105,8 @@ def student_index(code: str):
         class_name = next((c.class_name for c in classes if c.grade == grade), "")
     chosen = (grade, class_name) if grade is not None and class_name else _default_class(classes)
     overview = roster_overview.class_overview(g.school, *chosen) if chosen else None
-    return render_template("admin/roster_students.html", classes=classes, overview=overview,
-                           pending=registrations.count_pending(g.school))
+    pending = registrations.count_pending(g.school) if g.user.role != "teacher" else 0
+    return render_template("admin/roster_students.html", classes=classes, overview=overview, pending=pending)
 
 
 @bp.get("/s/<code>/students/<student_id>")
@@ -209,8 +210,9 @@ def student_group_delete(code: str, student_id: str, group_id: str):
 @access(SCHOOL_ADMIN)
 def registration_index(code: str):
     """Registrations awaiting the school's decision, oldest first."""
-    return render_template("admin/registration_index.html", form=ActionForm(),
-                           pending=registrations.pending_registrations(g.school))
+    pending = registrations.pending_registrations(g.school, limit=PAGE)
+    return render_template("admin/registration_index.html", pending=pending,
+                           total=registrations.count_pending(g.school) if len(pending) == PAGE else len(pending))
 
 
 @bp.post("/s/<code>/registrations/<link_id>")
