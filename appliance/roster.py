@@ -57,6 +57,11 @@ def find_student_anywhere(ref: str) -> Student:
 PROMOTE_AHEAD = timedelta(days=31)
 
 
+def already_promoted(app, school: School) -> bool:
+    """Return whether the school's roster already belongs to the coming (or current) school year."""
+    return school.school_year + 1 > school_year(app.clock.now() + PROMOTE_AHEAD)
+
+
 def promote_students(app, school: School, *, classes: bytes | None = None, force: bool = False,
                      actor: str = "cli") -> dict[str, int]:
     """Year rollover: every enrolled student moves up a grade and the top grade graduates.
@@ -67,7 +72,7 @@ def promote_students(app, school: School, *, classes: bytes | None = None, force
     repeated command cannot move everyone up twice.
     """
     new_year = school.school_year + 1
-    if new_year > school_year(app.clock.now() + PROMOTE_AHEAD) and not force:
+    if already_promoted(app, school) and not force:
         raise InvalidInput(f"{school.name}の名簿はすでに{school.school_year}年度のものです。"
                            "もう一度進級させる場合は --force を付けてください")
     with db.write():
