@@ -100,6 +100,12 @@ def test_guardian_search_finds_nothing_for_a_near_miss(signed_in, guardian):
     assert guardian.id not in page and "該当する保護者はいません" in page
 
 
+def test_the_search_form_posts_so_addresses_stay_out_of_urls(signed_in, guardian):
+    client = signed_in("op")
+    assert 'method="post"' in body(client.get("/admin/guardians"))
+    assert guardian.id in body(client.post_form("/admin/guardians", {"q": ADDRESS}))
+
+
 def test_a_search_by_address_is_audited_without_the_address(signed_in, guardian):
     signed_in("op").get("/admin/guardians", query_string={"q": ADDRESS})
     entry = AuditEntry.get(AuditEntry.action == "guardians.search")

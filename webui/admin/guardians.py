@@ -19,11 +19,15 @@ KIND_LABELS = {"email": _l("メール"), "phone": _l("電話"), "fax": _l("FAX")
 CONTACT_LABELS = {"pending": _l("確認待ち"), "active": _l("有効"), "suspended": _l("停止中（不達）")}
 
 
-@bp.get("/guardians")
+@bp.route("/guardians", methods=["GET", "POST"])
 @access(OPERATOR)
 def guardian_search():
-    """Search by guardian or child name, or by an exact email address or phone number."""
-    text = request.args.get("q", "").strip()[:254]
+    """Search by guardian or child name, or by an exact email address or phone number.
+
+    The page's form posts, so an address searched for stays out of URLs, browser history
+    and the web server's access log; ``?q=`` works too, for links.
+    """
+    text = request.values.get("q", "").strip()[:254]
     found, error = None, None
     if text:
         try:
