@@ -1,13 +1,14 @@
 """Guardians and their links to students (registration and approval flows build on this)."""
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from appliance import contacts, db
-from appliance.errors import InvalidInput
+from appliance import audit, contacts, db
+from appliance.errors import InvalidInput, NotFound
 from appliance.ids import uuid7
-from appliance.models import Guardian, GuardianLink
+from appliance.models import Guardian, GuardianLink, School, Student
 
 
 @dataclass(frozen=True)
@@ -62,3 +63,69 @@ def link_students(app, guardian_id: str, student_ids: Iterable[str], *, relation
 
 _LINK_FIELDS = [GuardianLink.id, GuardianLink.guardian, GuardianLink.student, GuardianLink.relationship,
                 GuardianLink.status, GuardianLink.created_at, GuardianLink.decided_at]
+
+
+SEARCH_LIMIT = 50
+_PHONE_LIKE = re.compile(r"[+0-9０-９\s\-()（）－]+")
+_WIDE_DIGITS = str.maketrans("０１２３４５６７８９（）－", "0123456789()-")   # typed on a Japanese IME
+
+
+@dataclass(frozen=True)
+class GuardianSearch:
+    """Guardians found (at most SEARCH_LIMIT) and how: 'name', 'email' or 'phone'."""
+
+    by: str
+    guardians: list[Guardian]
+    children: dict[str, list[GuardianLink]]
+    truncated: bool
+
+
+def search_guardians(app, text: str, *, actor: str) -> GuardianSearch:
+    """Find guardians by guardian or child name, or by an exact address or number (through lookup hashes).
+
+    A search by contact value is written to the audit log without the value: knowing who
+    holds an address is contact data too.
+    """
+    text = text.strip()
+    if "@" in text:
+        by, ids = "email", contacts.find_holders(app, "email", [text])[text]
+    elif _PHONE_LIKE.fullmatch(text) and sum(c.isdigit() for c in text) >= 6:
+        number = text.translate(_WIDE_DIGITS)
+        found = contacts.find_holders(app, "phone", [number])[number] | contacts.find_holders(app, "fax", [number])[number]
+        by, ids = "phone", found
+    else:
+        by, ids = "name", _ids_by_name(text)
+    if by != "name":
+        audit.record(app, actor, "guardians.search", detail={"by": by, "found": len(ids)})
+    guardians = list(Guardian.select().where(Guardian.id.in_(list(ids)))
+                     .order_by(Guardian.name, Guardian.id).limit(SEARCH_LIMIT + 1))
+    shown = guardians[:SEARCH_LIMIT]
+    return GuardianSearch(by, shown, children_of([g.id for g in shown]), len(guardians) > SEARCH_LIMIT)
+
+
+def _ids_by_name(text: str) -> set[str]:
+    if not text:
+        return set()
+    by_guardian = Guardian.select(Guardian.id).where(Guardian.name.contains(text)).limit(SEARCH_LIMIT + 1)
+    by_child = (GuardianLink.select(GuardianLink.guardian).join(Student)
+                .where(Student.name.contains(text) | Student.furigana.contains(text)).limit(SEARCH_LIMIT + 1))
+    return {gid for (gid,) in by_guardian.tuples()} | {gid for (gid,) in by_child.tuples()}
+
+
+def children_of(guardian_ids: list[str]) -> dict[str, list[GuardianLink]]:
+    """Return guardian id -> links, each with its student and the student's school loaded."""
+    children: dict[str, list[GuardianLink]] = {gid: [] for gid in guardian_ids}
+    links = (GuardianLink.select(GuardianLink, Student, School).join(Student).join(School)
+             .where(GuardianLink.guardian.in_(guardian_ids))
+             .order_by(School.code, Student.grade, Student.class_name, Student.number))
+    for link in links:
+        children[link.guardian_id].append(link)
+    return children
+
+
+def get_guardian(guardian_id: str) -> Guardian:
+    """Return a guardian by id, or raise NotFound."""
+    guardian = Guardian.get_or_none(Guardian.id == guardian_id)
+    if guardian is None:
+        raise NotFound("保護者が見つかりません")
+    return guardian

@@ -8,9 +8,10 @@ import click
 
 from appliance.cli.common import emit_json, pass_app
 from appliance.clock import to_tokyo
-from mta.dkim import ascii_domain, make_keys, rsa_key_path
-from mta.dns_records import dkim_records, dns_records, zone_text
+from appliance.dkim_keys import ascii_domain, rsa_key_path
+from appliance.dns_records import dkim_records, dns_records, zone_text
 from mta import service
+from mta.dkim import make_keys
 from mta.sink import read_captured, start_sink
 
 

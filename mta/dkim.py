@@ -21,7 +21,17 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
 from appliance.clock import SystemClock
 from appliance.config import Config
-from appliance.errors import ApplianceError, InvalidInput
+from appliance.dkim_keys import (
+    DkimError,
+    ascii_domain,
+    check_selector,
+    ed25519_key_path,
+    ed25519_selector,
+    init_command,
+    public_txt_records,
+    read_private_key,
+    rsa_key_path,
+)
 
 # Signed when present, in this order; From must be there. List-*, Auto-Submitted and
 # Reply-To are signed because receivers and guardians act on them.
@@ -32,16 +42,7 @@ RSA_BITS = 2048
 
 _SIGNED = frozenset(SIGNED_HEADERS)
 _FIELD_START = re.compile(rb"\r\n(?![ \t])")     # a line not starting with WSP starts a new field
-_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
 _LINE = 72                                          # keeps DKIM-Signature lines under 78 octets
-
-
-class DkimError(ApplianceError):
-    """DKIM keys or signing cannot go ahead; the message says what to do."""
-
-
-class DkimKeyMissing(DkimError):
-    """A DKIM key file the configuration asks for is not in the data dir."""
 
 
 class DkimKeyExists(DkimError):
@@ -50,40 +51,6 @@ class DkimKeyExists(DkimError):
 
 class UnsignableMessage(DkimError):
     """The message cannot be signed (no From header, or a header line without a colon)."""
-
-
-def ed25519_selector(selector: str) -> str:
-    """Return the selector the Ed25519 key is published under (RSA and Ed25519 need one each)."""
-    return f"{selector}-ed"
-
-
-def rsa_key_path(config: Config, selector: str) -> Path:
-    """Return where the RSA key for a selector lives in the data dir."""
-    return config.data_dir / "keys" / f"dkim-{selector}.pem"
-
-
-def ed25519_key_path(config: Config, selector: str) -> Path:
-    """Return where the Ed25519 key for a selector lives in the data dir."""
-    return config.data_dir / "keys" / f"dkim-{selector}-ed25519.pem"
-
-
-def ascii_domain(domain: str) -> str:
-    """Return a mail domain in lowercase ASCII (IDNA A-labels for 日本語.jp), or raise InvalidInput."""
-    try:
-        name = domain.strip().rstrip(".").encode("idna").decode("ascii").lower()
-    except UnicodeError:
-        raise InvalidInput(f"ドメイン名「{domain}」を読めません") from None
-    if not name or len(name) > 253 or not all(_LABEL.match(label) for label in name.split(".")):
-        raise InvalidInput(f"ドメイン名「{domain}」は使えません（例: renraku.example.jp）")
-    return name
-
-
-def check_selector(selector: str) -> str:
-    """Return a DKIM selector if it is one DNS label (it names a key file too), or raise InvalidInput."""
-    # Room for the "-ed" suffix of the Ed25519 selector within the 63-octet label limit.
-    if len(selector) > 60 or not _LABEL.match(selector):
-        raise InvalidInput(f"セレクタ「{selector}」は使えません: 英小文字・数字・「-」で60文字まで（例: renraku2027）")
-    return selector
 
 
 def _compress_wsp(text: bytes) -> bytes:
@@ -219,53 +186,16 @@ class DkimSigner:
         return self._ed25519.sign(hashlib.sha256(data).digest())
 
 
-def _read_key(path: Path, kind: type, command: str):
-    try:
-        pem = path.read_bytes()
-    except FileNotFoundError:
-        raise DkimKeyMissing(f"DKIM鍵 {path} がありません: `{command}` で作ってください") from None
-    try:
-        key = serialization.load_pem_private_key(pem, password=None)
-    except (ValueError, TypeError):
-        raise DkimError(f"DKIM鍵 {path} を秘密鍵として読めません") from None
-    if not isinstance(key, kind):
-        raise DkimError(f"DKIM鍵 {path} の種類が違います")
-    return key
-
-
-def _init_command(domain: str, selector: str, with_ed25519: bool) -> str:
-    return (f"appliance dkim init --domain {domain} --selector {selector}"
-            + (" --ed25519" if with_ed25519 else ""))
-
-
 def load_signer(config: Config, clock: Any = None) -> DkimSigner:
     """Return the signer for [mail] domain and [mta] dkim_selector, with the keys from the data dir."""
     domain = ascii_domain(config["mail"]["domain"])
     selector = check_selector(config["mta"]["dkim_selector"])
     with_ed25519 = config["mta"]["dkim_ed25519"]
-    command = _init_command(domain, selector, with_ed25519)
-    rsa_key = _read_key(rsa_key_path(config, selector), rsa.RSAPrivateKey, command)
-    ed_key = (_read_key(ed25519_key_path(config, selector), ed25519.Ed25519PrivateKey, command)
+    command = init_command(domain, selector, with_ed25519)
+    rsa_key = read_private_key(rsa_key_path(config, selector), rsa.RSAPrivateKey, command)
+    ed_key = (read_private_key(ed25519_key_path(config, selector), ed25519.Ed25519PrivateKey, command)
               if with_ed25519 else None)
     return DkimSigner(domain, selector, rsa_key, ed_key, clock=clock)
-
-
-def public_txt_records(config: Config, domain: str | None = None, selector: str | None = None,
-                       with_ed25519: bool | None = None) -> dict[str, str]:
-    """Return the DKIM TXT records to publish (name -> value) for the keys in the data dir."""
-    domain = ascii_domain(domain or config["mail"]["domain"])
-    selector = check_selector(selector or config["mta"]["dkim_selector"])
-    with_ed25519 = config["mta"]["dkim_ed25519"] if with_ed25519 is None else with_ed25519
-    command = _init_command(domain, selector, with_ed25519)
-    rsa_public = _read_key(rsa_key_path(config, selector), rsa.RSAPrivateKey, command).public_key()
-    der = rsa_public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    records = {f"{selector}._domainkey.{domain}": f"v=DKIM1; k=rsa; p={base64.b64encode(der).decode()}"}
-    if with_ed25519:
-        ed_public = _read_key(ed25519_key_path(config, selector), ed25519.Ed25519PrivateKey, command).public_key()
-        raw = ed_public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        records[f"{ed25519_selector(selector)}._domainkey.{domain}"] = (
-            f"v=DKIM1; k=ed25519; p={base64.b64encode(raw).decode()}")
-    return records
 
 
 def _write_private_key(path: Path, key) -> None:

@@ -6,7 +6,7 @@ from email import message_from_bytes, policy
 import dkim
 
 from appliance.config import load_config
-from mta.dkim import public_txt_records
+from appliance.dkim_keys import public_txt_records
 from tests.integration.conftest import REPO, http_get, wait_until
 
 

@@ -21,12 +21,12 @@ import pytest
 
 from appliance import contacts, db
 from appliance.config import load_config
+from appliance.dkim_keys import public_txt_records
 from appliance.guardians import NewGuardian, add_guardians
 from appliance.ids import uuid7
 from appliance.models import Delivery, DeliveryResult, Student
 from appliance.runtime import open_appliance
 from appliance.schools import add_school
-from mta.dkim import public_txt_records
 from mta.policy import DEFAULT
 from tests.integration.conftest import APPLIANCE, wait_until
 from tests.integration.sinks import SinkFarm, TlsSink

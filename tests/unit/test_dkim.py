@@ -25,22 +25,18 @@ from dkim.canonicalization import Relaxed
 from appliance.cli.common import CliState
 from appliance.clock import FrozenClock
 from appliance.config import load_config
+from appliance.dkim_keys import DkimError, DkimKeyMissing, ed25519_key_path, public_txt_records, rsa_key_path
 from appliance.errors import InvalidInput
 from mta.cli import dkim
 from mta.dkim import (
-    DkimError,
     DkimKeyExists,
-    DkimKeyMissing,
     DkimSigner,
     UnsignableMessage,
     canonicalize_body,
     canonicalize_header,
     crlf,
-    ed25519_key_path,
     load_signer,
     make_keys,
-    public_txt_records,
-    rsa_key_path,
 )
 
 SIGNED_AT = datetime(2025, 4, 7, 0, 0, tzinfo=timezone.utc)   # in the past: dkimpy rejects t= in the future

@@ -6,10 +6,11 @@ from click.testing import CliRunner
 
 from appliance.cli.common import CliState
 from appliance.config import load_config
+from appliance.dkim_keys import DkimKeyMissing
+from appliance.dns_records import Record, dns_records, split_txt, zone_text
 from appliance.errors import InvalidInput
 from mta.cli import dns
-from mta.dkim import DkimKeyMissing, make_keys
-from mta.dns_records import Record, dns_records, split_txt, zone_text
+from mta.dkim import make_keys
 
 
 @pytest.fixture

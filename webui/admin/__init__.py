@@ -16,4 +16,5 @@ def load_user():
             session.clear()
 
 
-from webui.admin import account, home, roster  # noqa: E402,F401  (views register on bp)
+from webui.admin import (  # noqa: E402,F401  (views register on bp)
+    account, audit_log, guardians, home, roster, schools, staff_accounts, system)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from appliance.config import Config
 from appliance.errors import InvalidInput
-from mta.dkim import ascii_domain, public_txt_records
+from appliance.dkim_keys import ascii_domain, public_txt_records
 
 TXT_CHUNK = 255     # one character-string in a TXT record holds at most 255 octets (RFC 1035 §3.3)
 TTL = 3600
@@ -57,7 +57,7 @@ def zone_text(records: Sequence[Record], ttl: int = TTL) -> str:
 
 
 def dkim_records(txt: Mapping[str, str]) -> list[Record]:
-    """Return Records for DKIM TXT values (name -> value) as made by mta.dkim."""
+    """Return Records for DKIM TXT values (name -> value) as made by appliance.dkim_keys."""
     return [Record(name, "TXT", value,
                    f"DKIM 公開鍵（{'ed25519-sha256' if 'k=ed25519' in value else 'rsa-sha256'}）")
             for name, value in txt.items()]
