@@ -75,7 +75,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         """The web root leads to the staff sign-in (guardians arrive by their own links)."""
         return redirect(url_for("admin.home_show"))
 
-    from webui import admin, health
+    from webui import admin, coconet, health
     app.register_blueprint(health.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(coconet.bp)
     return app
