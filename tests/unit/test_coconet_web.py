@@ -158,7 +158,7 @@ def test_a_guardian_sees_only_their_family_and_each_opening_is_recorded(app, cli
 
 def test_the_guardian_page_is_small_private_and_revalidated(app, client, event):
     child = first_of(1, "1")
-    for n in range(10):
+    for _ in range(10):
         coconet.post_notice(app, event, "お" * coconet.MAX_NOTICE, actor="admin-a")
     coconet.set_states(app, event, [child], "evacuated", place="あ" * coconet.MAX_PLACE,
                        note="メ" * coconet.MAX_NOTE, actor="teacher-a")
