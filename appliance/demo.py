@@ -10,7 +10,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance import contacts, db, guardians
+from appliance import coconet, contacts, db, guardians
 from appliance.config import CONFIG_FILE
 from appliance.errors import InvalidInput
 from appliance.ids import uuid7
@@ -91,6 +91,30 @@ def seed_demo(app) -> DemoResult:
         logins = tuple(_add_demo_staff(app, school))
         _write_logins(logins_file, school, logins)
     return _demo_result(school, True, logins_file, logins)
+
+
+@dataclass(frozen=True)
+class DrillResult:
+    event_id: str
+    dashboard_path: str             # the staff dashboard, under [web] base_url
+    guardian_url: str               # the CoCo-net link of the collected child's guardian
+    handed_over: str                # the child handed over
+    by_state: dict[str, int]
+
+
+def run_drill(app, school_code: str = DEMO_CODE, actor: str = "demo-admin") -> DrillResult:
+    """Run a CoCo-net drill: open an event, mark 1-1 protected in the gym, hand a child over."""
+    school = School.get_or_none(School.code == school_code)
+    if school is None:
+        raise InvalidInput(f"学校 {school_code} がありません。先に appliance demo を実行してください")
+    event = coconet.open_event(app, school, kind="drill", title="避難訓練（CoCo-net）",
+                               body="これは訓練です。児童は体育館に避難しました。", actor=actor)
+    coconet.set_class_state(app, event, 1, "1", "protected", place="体育館", actor=actor)
+    child = next(s for s in coconet.class_students(school, 1, "1") if coconet.guardians_of(s))
+    guardian = coconet.guardians_of(child)[0]
+    coconet.record_pickup(app, event, child, guardian_id=guardian.id, note="訓練", actor=actor)
+    return DrillResult(event.id, f"/admin/s/{school.code}/coconet/{event.id}/",
+                       coconet.guardian_link(app, guardian.id), child.name, coconet.dashboard(event).by_state)
 
 
 def route_mail_to_sink(app) -> bool:

@@ -26,8 +26,11 @@ from appliance.errors import NotFound
 from appliance.ids import uuid7
 from appliance.models import CapabilityToken
 
-LIFETIMES = {"read": timedelta(days=90), "unsubscribe": timedelta(days=90)}
-PATHS = {"read": "r", "unsubscribe": "u"}    # links are <[web] base_url>/<path>/<token>
+# A CoCo-net link is one per guardian (no message) and is printed on the family's
+# sheet, so it must outlive a school year; the page it opens shows nothing until the
+# school opens an event.
+LIFETIMES = {"read": timedelta(days=90), "unsubscribe": timedelta(days=90), "coconet": timedelta(days=400)}
+PATHS = {"read": "r", "unsubscribe": "u", "coconet": "c"}    # links are <[web] base_url>/<path>/<token>
 MAX_LENGTH = 64       # tokens are 22 characters; longer input is refused before hashing
 
 _FIELDS = [CapabilityToken.id, CapabilityToken.token_hash, CapabilityToken.scope, CapabilityToken.guardian,

@@ -1,7 +1,8 @@
 """The web UI: ``create_app()`` for gunicorn (``webui:create_app()``) and for tests.
 
-Blueprints: ``health`` (``/healthz``, ``/status``) and ``admin`` (staff, ``/admin``);
-the guardian, CoCo-net and peer blueprints arrive with their issues. Sessions are
+Blueprints: ``health`` (``/healthz``, ``/status``), ``admin`` (staff, ``/admin``) and
+``coconet`` (staff pages under ``/admin/s/<code>/coconet``, the guardian's ``/c/<token>``);
+the guardian and peer blueprints arrive with their issues. Sessions are
 signed cookies checked against the database on every request (no state in the
 workers' memory); every POST carries a CSRF token.
 """
@@ -75,7 +76,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         """The web root leads to the staff sign-in (guardians arrive by their own links)."""
         return redirect(url_for("admin.home_show"))
 
-    from webui import admin, health
+    from webui import admin, coconet, health
     app.register_blueprint(health.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(coconet.bp)
     return app

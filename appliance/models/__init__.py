@@ -1,5 +1,6 @@
 """All models, importable from one place; ALL_MODELS lists every table in dependency order."""
 from appliance.models.base import BaseModel
+from appliance.models.coconet import CoconetCheck, CoconetEvent, CoconetNotice, CoconetPickup, CoconetState
 from appliance.models.facts import AuditEntry, DeliveryResult, Receipt, SurveyAnswer
 from appliance.models.guardian import ContactPoint, Guardian, GuardianLink
 from appliance.models.message import Attachment, Delivery, Message, NoticeTemplate, Recipient, SurveyQuestion
@@ -11,6 +12,7 @@ ALL_MODELS = [
     School, StaffUser, StaffAssignment, Student, StudentGroup, Membership, Guardian, GuardianLink,
     ContactPoint, Message, NoticeTemplate, SurveyQuestion, Attachment, Recipient, Delivery,
     DeliveryResult, Receipt, SurveyAnswer, AuditEntry, CapabilityToken,
+    CoconetEvent, CoconetState, CoconetPickup, CoconetNotice, CoconetCheck,
 ]
 
 __all__ = [m.__name__ for m in ALL_MODELS] + ["ALL_MODELS", "BaseModel"]

@@ -1,0 +1,507 @@
+"""CoCo-net, the disaster page: events, children's states, pickups, notices and guardians' checks.
+
+Staff open an event (which can send a first notice on every channel), set each
+child's state (one at a time, or a whole class at once), record who collected a
+child, and post notices. A guardian's link shows only their own children in the
+school's open events and the notices, and records each opening, "確認しました" and
+short reply. Everything recorded during an event is a fact (see
+:mod:`appliance.models.coconet`): a child's current state is its newest state row.
+
+Roles (enforced by the web layer): any staff of the school sets states, records
+pickups and reads the dashboard, since in a disaster whoever stands by a class
+calls its roll; opening and closing an event and posting notices speak for the
+school to every guardian, so they are for school admins (and the operator).
+"""
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import peewee
+
+from appliance import audit, contacts, db, messages, targeting, tokens
+from appliance.clock import to_tokyo
+from appliance.errors import InvalidInput, NotFound
+from appliance.ids import uuid7
+from appliance.models import (CoconetCheck, CoconetEvent, CoconetNotice, CoconetPickup, CoconetState, Guardian,
+                              GuardianLink, School, Student)
+from appliance.models.message import CHANNELS
+
+KINDS = {"earthquake": "地震", "tsunami": "津波", "typhoon": "台風", "flood": "大雨・洪水", "fire": "火災",
+         "intruder": "不審者", "drill": "訓練", "other": "その他"}
+STATES = {"protected": "学校で保護", "handed_over": "引き渡し済み", "evacuated": "避難",
+          "absent": "本日欠席", "unknown": "不明"}
+CHECK_KINDS = ("open", "confirm", "reply")
+MAX_TITLE = 100
+MAX_BODY = 1000
+MAX_NOTICE = 300     # characters; the guardian page shows NOTICES_SHOWN of them and stays under 10 KB
+NOTICES_SHOWN = 5
+MAX_PLACE = 40
+MAX_NOTE = 100
+MAX_REPLY = 100      # "17:00に迎えに行きます": a short reply, not a letter
+MAX_NAME = 40
+FIRST_NOTICE = ("児童の安否を確認しています。お手元のCoCo-netのリンク（配布した用紙のQRコード）から、"
+                "お子さまの状況と学校からのお知らせをご確認ください。")
+
+
+# --- events -----------------------------------------------------------------------------------
+
+def open_event(app, school: School, *, kind: str, title: str, body: str = "", send_notice: bool = True,
+               actor: str, author=None) -> CoconetEvent:
+    """Open an event (CoCo-net on) and, if asked, send an emergency first notice on every channel."""
+    title, body = _text(title, MAX_TITLE, "件名", required=True), _text(body, MAX_BODY, "本文")
+    if kind not in KINDS:
+        raise InvalidInput(f"災害の種類が不明です: {kind!r}")
+    with db.write():
+        if current_event(school) is not None:
+            raise InvalidInput("この学校ではすでに災害対応が始まっています。先に終了してください")
+        message = None
+        # A school with no guardian yet still opens its page; the message would have no recipient.
+        if send_notice and targeting.count_audience(school, targeting.parse_rule("all"))["guardians"]:
+            message = messages.create_message(
+                app, school, audience="all", subject=title, body=f"{body}\n\n{FIRST_NOTICE}".lstrip(),
+                priority="emergency", channels=CHANNELS, author=author, actor=actor)
+        event = CoconetEvent.create(school=school, kind=kind, title=title, body=body, message=message,
+                                    opened_by=actor, opened_at=app.clock.now())
+        if body:
+            post_notice(app, event, body, actor=actor)
+        audit.record(app, actor, "coconet.open", school_id=school.id, subject_id=event.id,
+                     detail={"kind": kind, "message": message.id if message else None})
+    return event
+
+
+def close_event(app, event: CoconetEvent, *, actor: str) -> CoconetEvent:
+    """Close an event: the page goes quiet, and its whole record is kept as it was."""
+    _check_open(event)
+    with db.write():
+        event.closed_by, event.closed_at = actor, app.clock.now()
+        event.save(only=[CoconetEvent.closed_by, CoconetEvent.closed_at])
+        audit.record(app, actor, "coconet.close", school_id=event.school_id, subject_id=event.id)
+    return event
+
+
+def current_event(school: School) -> CoconetEvent | None:
+    """Return the school's open event, if any."""
+    return CoconetEvent.get_or_none((CoconetEvent.school == school) & CoconetEvent.closed_at.is_null())
+
+
+def school_events(school: School) -> list[CoconetEvent]:
+    """Return the school's events, newest first (the archive)."""
+    return list(CoconetEvent.select().where(CoconetEvent.school == school).order_by(CoconetEvent.opened_at.desc()))
+
+
+def find_event(school: School, event_id: str) -> CoconetEvent:
+    """Return one of the school's events, or raise NotFound (another school's event is not found)."""
+    event = CoconetEvent.get_or_none((CoconetEvent.id == event_id) & (CoconetEvent.school == school))
+    if event is None:
+        raise NotFound("災害対応が見つかりません")
+    return event
+
+
+# --- children ---------------------------------------------------------------------------------
+
+def find_student(school: School, student_id: str) -> Student:
+    """Return an enrolled child of the school by id (the name card's code), or raise NotFound."""
+    student = Student.get_or_none((Student.id == student_id) & (Student.school == school)
+                                  & (Student.status == "enrolled"))
+    if student is None:
+        raise NotFound("児童が見つかりません")
+    return student
+
+
+def find_students(school: School, student_ids: Iterable[str]) -> list[Student]:
+    """Return enrolled children of the school by id, or raise NotFound if any is not one."""
+    wanted = set(student_ids)
+    students = list(Student.select().where(Student.id.in_(list(wanted)) & (Student.school == school)
+                                           & (Student.status == "enrolled")))
+    if not wanted or len(students) != len(wanted):
+        raise NotFound("児童が見つかりません")
+    return students
+
+
+def card_code(student: Student) -> str:
+    """Return the stable code printed (as a QR code's URL) on a child's name card: the student's id.
+
+    The id survives rollover and re-seating, and the card's URL opens only for signed-in
+    staff of the school, so it needs no secret of its own.
+    """
+    return student.id
+
+
+def school_classes(school: School) -> list[tuple[int, str]]:
+    """Return the school's classes with enrolled children, as (grade, class name), in order."""
+    return list(Student.select(Student.grade, Student.class_name)
+                .where((Student.school == school) & (Student.status == "enrolled"))
+                .distinct().order_by(Student.grade, Student.class_name).tuples())
+
+
+def class_students(school: School, grade: int, class_name: str) -> list[Student]:
+    """Return a class's enrolled children in seat order."""
+    return list(Student.select().where((Student.school == school) & (Student.status == "enrolled")
+                                       & (Student.grade == grade) & (Student.class_name == class_name))
+                .order_by(Student.number))
+
+
+def set_states(app, event: CoconetEvent, students: Iterable[Student], state: str, *, place: str = "",
+               note: str = "", actor: str) -> int:
+    """Record the same state for one child or many (a class roll) in one statement; return how many."""
+    _check_open(event)
+    if state not in STATES:
+        raise InvalidInput(f"状態が不明です: {state!r}")
+    if state == "handed_over":
+        raise InvalidInput("引き渡しは、引き取った人と一緒に引き渡しの記録から登録してください")
+    place, note = _text(place, MAX_PLACE, "場所"), _text(note, MAX_NOTE, "メモ")
+    if state == "evacuated" and not place:
+        raise InvalidInput("避難先を入力してください")
+    students = list(students)
+    if any(s.school_id != event.school_id or s.status != "enrolled" for s in students):
+        raise NotFound("児童が見つかりません")
+    now = app.clock.now()
+    with db.write():
+        db.insert_rows(CoconetState, _STATE_FIELDS,
+                       [(uuid7(), event.id, s.id, state, place, note, actor, app.site, now) for s in students])
+    return len(students)
+
+
+def set_class_state(app, event: CoconetEvent, grade: int, class_name: str, state: str, *, place: str = "",
+                    note: str = "", actor: str) -> int:
+    """Record one state for every enrolled child of a class ("all of 3-1 protected in the gym")."""
+    students = class_students(event.school, grade, class_name)
+    if not students:
+        raise NotFound(f"{grade}年{class_name}組の児童が見つかりません")
+    return set_states(app, event, students, state, place=place, note=note, actor=actor)
+
+
+def guardians_of(student: Student) -> list[Guardian]:
+    """Return the child's approved guardians (those staff may hand the child over to by name)."""
+    return list(Guardian.select().join(GuardianLink)
+                .where((GuardianLink.student == student) & (GuardianLink.status == "approved"))
+                .order_by(Guardian.name))
+
+
+def record_pickup(app, event: CoconetEvent, student: Student, *, guardian_id: str | None = None,
+                  adult_name: str = "", note: str = "", collected_at: datetime | None = None,
+                  actor: str) -> CoconetPickup:
+    """Register who collected a child (a registered guardian, or a named other adult); the state follows."""
+    _check_open(event)
+    if student.school_id != event.school_id or student.status != "enrolled":
+        raise NotFound("児童が見つかりません")
+    adult_name, note = _text(adult_name, MAX_NAME, "引き取った人の氏名"), _text(note, MAX_NOTE, "メモ")
+    if guardian_id:
+        if guardian_id not in {g.id for g in guardians_of(student)}:
+            raise InvalidInput("この児童の登録された保護者ではありません")
+        adult_name = ""
+    elif not adult_name:
+        raise InvalidInput("引き取った保護者を選ぶか、引き取った人の氏名を入力してください")
+    now = app.clock.now()
+    collected_at = now if collected_at is None else collected_at
+    if collected_at.tzinfo is None:
+        raise InvalidInput("日時にはタイムゾーンが必要です")
+    if collected_at > now:
+        raise InvalidInput("引き渡しの時刻が未来になっています")
+    with db.write():
+        pickup = CoconetPickup.create(event=event, student=student, guardian=guardian_id or None,
+                                      adult_name=adult_name, note=note, collected_at=collected_at,
+                                      actor=actor, site=app.site, at=now)
+        CoconetState.create(event=event, student=student, state="handed_over", note=note, actor=actor,
+                            site=app.site, at=now)
+    return pickup
+
+
+def collector_name(pickup: CoconetPickup) -> str:
+    """Return who collected the child, as shown to staff and to that child's guardians."""
+    return pickup.guardian.name if pickup.guardian_id else pickup.adult_name
+
+
+def current_states(event: CoconetEvent, student_ids: Iterable[str] | None = None) -> dict[str, CoconetState]:
+    """Return the newest state per child of the event (children never set are absent from the map)."""
+    newest = (CoconetState.select(CoconetState.id, peewee.fn.ROW_NUMBER().over(
+        partition_by=[CoconetState.student], order_by=[CoconetState.at.desc(), CoconetState.id.desc()])
+        .alias("rank")).where(CoconetState.event == event))
+    if student_ids is not None:
+        newest = newest.where(CoconetState.student.in_(list(student_ids)))
+    ranked = newest.alias("ranked")
+    rows = CoconetState.select().join(ranked, on=(CoconetState.id == ranked.c.id)).where(ranked.c.rank == 1)
+    return {row.student_id: row for row in rows}
+
+
+def latest_pickups(event: CoconetEvent, student_ids: Iterable[str] | None = None) -> dict[str, CoconetPickup]:
+    """Return the latest pickup per child of the event, with the guardian loaded."""
+    query = (CoconetPickup.select(CoconetPickup, Guardian).join(Guardian, peewee.JOIN.LEFT_OUTER)
+             .where(CoconetPickup.event == event).order_by(CoconetPickup.at, CoconetPickup.id))
+    if student_ids is not None:
+        query = query.where(CoconetPickup.student.in_(list(student_ids)))
+    return {row.student_id: row for row in query}
+
+
+def pickup_register(event: CoconetEvent) -> list[CoconetPickup]:
+    """Return every pickup of the event, newest first (the 引き渡し log)."""
+    return list(CoconetPickup.select(CoconetPickup, Student, Guardian).join_from(CoconetPickup, Student)
+                .join_from(CoconetPickup, Guardian, peewee.JOIN.LEFT_OUTER)
+                .where(CoconetPickup.event == event).order_by(CoconetPickup.at.desc()))
+
+
+def student_history(event: CoconetEvent, student: Student) -> list[CoconetState]:
+    """Return every state recorded for one child in the event, newest first."""
+    return list(CoconetState.select().where((CoconetState.event == event) & (CoconetState.student == student))
+                .order_by(CoconetState.at.desc(), CoconetState.id.desc()))
+
+
+# --- notices ----------------------------------------------------------------------------------
+
+def post_notice(app, event: CoconetEvent, body: str, *, actor: str) -> CoconetNotice:
+    """Post a notice from the school to every guardian of the school."""
+    _check_open(event)
+    body = _text(body, MAX_NOTICE, "お知らせ", required=True)
+    with db.write():
+        return CoconetNotice.create(event=event, body=body, actor=actor, site=app.site, at=app.clock.now())
+
+
+def event_notices(event: CoconetEvent, limit: int | None = None) -> list[CoconetNotice]:
+    """Return the event's notices, newest first."""
+    query = (CoconetNotice.select().where(CoconetNotice.event == event)
+             .order_by(CoconetNotice.at.desc(), CoconetNotice.id.desc()))
+    return list(query.limit(limit) if limit else query)
+
+
+# --- the guardian's page ----------------------------------------------------------------------
+
+@dataclass
+class ChildView:
+    """One of the guardian's children as the page shows it."""
+
+    name: str
+    grade: int
+    class_name: str
+    state: CoconetState | None
+    pickup: CoconetPickup | None
+
+
+@dataclass
+class EventView:
+    """One open event of a school where the guardian has a child."""
+
+    event: CoconetEvent
+    school_name: str
+    children: list[ChildView]
+    notices: list[CoconetNotice]
+    older_notices: int
+    confirmed_at: datetime | None
+    reply: CoconetCheck | None
+
+
+@dataclass
+class GuardianView:
+    """What one guardian's link shows: only their own children, in their schools' open events."""
+
+    guardian_id: str
+    guardian_name: str
+    locale: str
+    events: list[EventView] = field(default_factory=list)
+
+
+def guardian_link(app, guardian_id: str) -> str:
+    """Return the guardian's CoCo-net link (one per guardian, for mail and the printed sheet)."""
+    return guardian_links(app, [guardian_id])[guardian_id]
+
+
+def guardian_links(app, guardian_ids: Iterable[str]) -> dict[str, str]:
+    """Return guardian id -> CoCo-net link, issuing the tokens in one statement."""
+    issued = tokens.issue_tokens(app, "coconet", [(gid, None) for gid in guardian_ids])
+    return {gid: tokens.token_url(app, "coconet", token) for (gid, _), token in issued.items()}
+
+
+def guardian_view(guardian_id: str) -> GuardianView:
+    """Return what the guardian's page shows: approved, enrolled children in open events, and notices."""
+    guardian = Guardian.get_or_none(Guardian.id == guardian_id)
+    if guardian is None:
+        raise NotFound("このリンクは無効か、有効期限が切れています。")
+    view = GuardianView(guardian.id, guardian.name, guardian.locale)
+    children = list(Student.select().join(GuardianLink).where(
+        (GuardianLink.guardian == guardian_id) & (GuardianLink.status == "approved")
+        & (Student.status == "enrolled")).order_by(Student.grade.desc(), Student.class_name, Student.number))
+    by_school = defaultdict(list)
+    for child in children:
+        by_school[child.school_id].append(child)
+    if not by_school:
+        return view
+    events = (CoconetEvent.select(CoconetEvent, School).join(School)
+              .where(CoconetEvent.school.in_(list(by_school)) & CoconetEvent.closed_at.is_null())
+              .order_by(CoconetEvent.opened_at.desc()))
+    for event in events:
+        kids = by_school[event.school_id]
+        ids = [kid.id for kid in kids]
+        states, pickups = current_states(event, ids), latest_pickups(event, ids)
+        notices = event_notices(event, NOTICES_SHOWN + 1)
+        total = CoconetNotice.select().where(CoconetNotice.event == event).count() if len(notices) > NOTICES_SHOWN else 0
+        own = {row.kind: row for row in CoconetCheck.select().where(
+            (CoconetCheck.event == event) & (CoconetCheck.guardian == guardian_id)
+            & CoconetCheck.kind.in_(("confirm", "reply"))).order_by(CoconetCheck.at, CoconetCheck.id)}
+        view.events.append(EventView(
+            event, event.school.name,
+            [ChildView(kid.name, kid.grade, kid.class_name, states.get(kid.id),
+                       pickups.get(kid.id) if states.get(kid.id) and states[kid.id].state == "handed_over" else None)
+             for kid in kids],
+            notices[:NOTICES_SHOWN], max(total - NOTICES_SHOWN, 0),
+            own["confirm"].at if "confirm" in own else None, own.get("reply")))
+    return view
+
+
+def record_check(app, view: GuardianView, kind: str, *, event_id: str | None = None, body: str = "") -> int:
+    """Record a guardian's read report: an opening (every event shown), or a confirmation or reply to one."""
+    if kind not in CHECK_KINDS:
+        raise InvalidInput(f"確認の種類が不明です: {kind!r}")
+    if kind == "open":
+        event_ids = [ev.event.id for ev in view.events]
+    else:
+        # The view holds only the guardian's own open events: nothing else can be confirmed.
+        if event_id not in {ev.event.id for ev in view.events}:
+            raise NotFound("この災害対応は終了したか、見つかりません")
+        event_ids = [event_id]
+    body = _text(body, MAX_REPLY, "返信", required=kind == "reply") if kind == "reply" else ""
+    now = app.clock.now()
+    with db.write():
+        db.insert_rows(CoconetCheck, _CHECK_FIELDS,
+                       [(uuid7(), eid, view.guardian_id, kind, body, app.site, now) for eid in event_ids])
+    return len(event_ids)
+
+
+# --- the school's dashboard -------------------------------------------------------------------
+
+@dataclass
+class ChildRow:
+    """One child on the dashboard, the print view and the CSV (never a contact point)."""
+
+    student: Student
+    state: CoconetState | None
+    pickup: CoconetPickup | None
+    guardians: int          # approved guardians
+    checked: str            # "confirmed", "opened" or "" (none of the guardians has opened the page)
+    reachable: bool         # at least one guardian has a working channel
+
+
+@dataclass
+class Dashboard:
+    """The school's figures for one event."""
+
+    event: CoconetEvent
+    rows: list[ChildRow]
+    by_state: dict[str, int]
+    guardians: int
+    checked: int
+    confirmed: int
+    replies: list[tuple[str, CoconetCheck]]   # (guardian name, their newest reply), newest first
+
+    @property
+    def not_checked(self) -> int:
+        """Guardians who have not opened the page during this event."""
+        return self.guardians - self.checked
+
+    @property
+    def unreachable(self) -> list[ChildRow]:
+        """Children none of whose guardians has a working channel (call them, or wait at the gate)."""
+        return [row for row in self.rows if not row.reachable]
+
+    def classes(self) -> list[tuple[int, str, Counter]]:
+        """Return (grade, class, states counted) per class, in order."""
+        counts: dict[tuple[int, str], Counter] = defaultdict(Counter)
+        for row in self.rows:
+            counts[row.student.grade, row.student.class_name][row.state.state if row.state else "unknown"] += 1
+        return [(grade, name, counted) for (grade, name), counted in sorted(counts.items())]
+
+
+def dashboard(event: CoconetEvent) -> Dashboard:
+    """Return children by state, who has checked, and who cannot be reached, for one event."""
+    students = list(Student.select().where((Student.school == event.school_id) & (Student.status == "enrolled"))
+                    .order_by(Student.grade, Student.class_name, Student.number))
+    states, pickups = current_states(event), latest_pickups(event)
+    links = defaultdict(set)
+    for student_id, guardian_id in (GuardianLink.select(GuardianLink.student, GuardianLink.guardian)
+                                    .join(Student).where((Student.school == event.school_id)
+                                                         & (Student.status == "enrolled")
+                                                         & (GuardianLink.status == "approved")).tuples()):
+        links[student_id].add(guardian_id)
+    guardian_ids = set().union(*links.values()) if links else set()
+    checks = defaultdict(set)
+    for guardian_id, kind in (CoconetCheck.select(CoconetCheck.guardian, CoconetCheck.kind)
+                              .where(CoconetCheck.event == event).distinct().tuples()):
+        checks[kind].add(guardian_id)
+    opened = set().union(*checks.values()) & guardian_ids if checks else set()
+    confirmed = checks["confirm"] & guardian_ids
+    summaries = contacts.summarise_contacts(sorted(guardian_ids))
+    # Counts only: the school may know whether a channel works, never what it is.
+    working = {gid for gid, s in summaries.items()
+               if any(n - s.suspended.get(kind, 0) > 0 for kind, n in s.counts.items())}
+    rows = []
+    for student in students:
+        family = links[student.id]
+        checked = "confirmed" if family & confirmed else "opened" if family & opened else ""
+        state = states.get(student.id)
+        pickup = pickups.get(student.id) if state and state.state == "handed_over" else None
+        rows.append(ChildRow(student, state, pickup, len(family), checked, bool(family & working)))
+    by_state = Counter(row.state.state if row.state else "unknown" for row in rows)
+    replies = _newest_replies(event, guardian_ids)
+    return Dashboard(event, rows, {state: by_state[state] for state in STATES}, len(guardian_ids),
+                     len(opened), len(confirmed), replies)
+
+
+def _newest_replies(event: CoconetEvent, guardian_ids: set[str]) -> list[tuple[str, CoconetCheck]]:
+    newest: dict[str, tuple[str, CoconetCheck]] = {}
+    for check in (CoconetCheck.select(CoconetCheck, Guardian).join(Guardian)
+                  .where((CoconetCheck.event == event) & (CoconetCheck.kind == "reply"))
+                  .order_by(CoconetCheck.at, CoconetCheck.id)):
+        if check.guardian_id in guardian_ids:
+            newest[check.guardian_id] = (check.guardian.name, check)
+    return sorted(newest.values(), key=lambda pair: pair[1].at, reverse=True)
+
+
+CSV_HEADER = ("学年", "組", "出席番号", "氏名", "状態", "場所", "メモ", "記録者", "記録日時",
+              "引き取った人", "引き渡し日時", "保護者の確認", "連絡手段")
+_CHECKED = {"confirmed": "確認済み", "opened": "閲覧のみ", "": "未確認"}
+
+
+def export_csv(board: Dashboard) -> str:
+    """Return the paper backup as CSV (UTF-8 with BOM, for Excel): one row per child, no contact data."""
+    out = io.StringIO()
+    out.write("\ufeff")
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_HEADER)
+    for row in board.rows:
+        s, state, pickup = row.student, row.state, row.pickup
+        writer.writerow([
+            s.grade, s.class_name, s.number, s.name, STATES[state.state if state else "unknown"],
+            state.place if state else "", state.note if state else "", state.actor if state else "",
+            _tokyo(state.at) if state else "", collector_name(pickup) if pickup else "",
+            _tokyo(pickup.collected_at) if pickup else "", _CHECKED[row.checked],
+            "あり" if row.reachable else "なし"])
+    return out.getvalue()
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+_STATE_FIELDS = [CoconetState.id, CoconetState.event, CoconetState.student, CoconetState.state,
+                 CoconetState.place, CoconetState.note, CoconetState.actor, CoconetState.site, CoconetState.at]
+_CHECK_FIELDS = [CoconetCheck.id, CoconetCheck.event, CoconetCheck.guardian, CoconetCheck.kind,
+                 CoconetCheck.body, CoconetCheck.site, CoconetCheck.at]
+
+
+def _check_open(event: CoconetEvent) -> None:
+    if not event.is_open:
+        raise InvalidInput("この災害対応は終了しています。記録は閲覧のみできます")
+
+
+def _text(value: str | None, limit: int, label: str, *, required: bool = False) -> str:
+    value = (value or "").strip()
+    if required and not value:
+        raise InvalidInput(f"{label}を入力してください")
+    if len(value) > limit:
+        raise InvalidInput(f"{label}は{limit}文字までです（{len(value)}文字）")
+    return value
+
+
+def _tokyo(moment: datetime) -> str:
+    return to_tokyo(moment).strftime("%Y/%m/%d %H:%M")
