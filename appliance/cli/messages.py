@@ -1,4 +1,4 @@
-"""Sending commands: count an audience, and create a message with its deliveries."""
+"""Sending commands: count an audience, create a message with its deliveries, follow it up."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,8 +7,10 @@ import click
 
 from appliance.cli.common import emit_json, pass_app
 from appliance.clock import parse_time
-from appliance.errors import InvalidInput
+from appliance.errors import InvalidInput, NotFound
+from appliance.followup import message_stats
 from appliance.messages import create_message, message_summary
+from appliance.models import Message
 from appliance.models.message import CHANNELS, PRIORITIES
 from appliance.schools import get_school
 from appliance.targeting import count_audience, parse_rule
@@ -72,4 +74,20 @@ def _parse_option_time(option: str, text: str | None):
         raise InvalidInput(f"{option} の日時を読めません: {text!r}（例: 2026-04-07T08:00）") from None
 
 
-COMMANDS = [audience_command, send_command]
+@click.group("message")
+def message_group() -> None:
+    """Messages already created: their figures."""
+
+
+@message_group.command("stats")
+@click.argument("message_id")
+@pass_app
+def message_stats_command(app, message_id: str) -> None:
+    """Print MESSAGE_ID's recipients, deliveries by channel and state, readers and answerers."""
+    message = Message.get_or_none(Message.id == message_id)
+    if message is None:
+        raise NotFound(f"ID {message_id} の連絡はありません")
+    emit_json(message_stats(message))
+
+
+COMMANDS = [audience_command, send_command, message_group]

@@ -41,3 +41,7 @@ CREATE TABLE notice_template (
     updated_at  TEXT NOT NULL,
     UNIQUE (school_id, name)
 );
+
+-- Survey results count the newest answer per guardian and question: this order lets
+-- the window read it from the index instead of sorting every answer of the message.
+CREATE INDEX survey_answer_current ON survey_answer (message_id, question_id, guardian_id, at);

@@ -112,3 +112,22 @@ def test_send_errors_go_to_stderr_with_exit_1(cli, body_file, tmp_path, args, er
     assert result.exit_code == 1
     assert error in result.stderr
     assert Message.select().count() == 0
+
+
+def test_message_stats_prints_the_figures(cli, body_file):
+    sent = json.loads(cli("send", "--school", "A", "--audience", "grade:3", "--subject", "運動会",
+                          "--body-file", str(body_file), "--channel", "email", "--channel", "push").stdout)
+    result = cli("message", "stats", sent["message"])
+    assert result.exit_code == 0, result.output
+    stats = json.loads(result.stdout)
+    assert (stats["recipients"], stats["read"], stats["read_percent"], stats["answered"]) == (2, 0, 0.0, 0)
+    assert stats["channels"]["email"] == {"queued": 3, "deferred": 0, "delivered": 0, "bounced": 0, "expired": 0,
+                                          "total": 3}
+    assert stats["channels"]["push"]["queued"] == 1
+
+
+def test_message_stats_of_an_unknown_message_is_a_clear_error(cli):
+    result = cli("message", "stats", "no-such-id")
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert "エラー: ID no-such-id の連絡はありません" in result.stderr
