@@ -16,4 +16,4 @@ def load_user():
             session.clear()
 
 
-from webui.admin import account, home  # noqa: E402,F401  (views register on bp)
+from webui.admin import account, compose, home, notices, settings  # noqa: E402,F401  (views register on bp)
