@@ -240,7 +240,7 @@ def _fields_of(form: dict) -> dict:
         if send_at is None:
             raise InvalidInput(_("送信日時を入力してください"))
         if send_at <= g.appliance.clock.now():
-            raise InvalidInput(_("送信日時が過ぎています。「すぐに送信」を選ぶか、先の日時にしてください"))
+            raise InvalidInput(_("送信日時が過ぎています。「確認後すぐに送信」を選ぶか、先の日時にしてください"))
     questions = [Question(q["kind"], q["prompt"], tuple(line for line in q["options"].splitlines() if line.strip())
                           if q["kind"] != "text" else (), q["required"])
                  for q in form["questions"] if q["prompt"].strip() or q["options"].strip()]
