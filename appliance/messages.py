@@ -235,6 +235,8 @@ def _snapshot(app, message: Message, rule: targeting.Rule, now: datetime, actor:
     A send time already past means now.
     """
     due_at = max(message.send_at, now)
+    if message.expires_at is not None and message.expires_at <= due_at:
+        raise InvalidInput("有効期限が過ぎています。編集して有効期限を直してください")
     if due_at != message.send_at:
         Message.update(send_at=due_at).where(Message.id == message.id).execute()
     if not _snapshot_recipients(message, targeting.guardian_query(message.school, rule)):

@@ -61,6 +61,14 @@ def test_a_send_time_already_past_at_release_means_now(app, staff, roster, clock
     assert {d.due_at for d in Delivery.select()} == {clock.now()}
 
 
+def test_a_message_whose_expiry_passed_before_release_is_not_sent(app, staff, roster, clock):
+    message = draft(app, staff.school, staff.admin, expires_at=clock.now() + timedelta(hours=1))
+    clock.advance(hours=2)
+    with pytest.raises(InvalidInput, match="有効期限が過ぎています"):
+        messages.release_message(app, message, staff.admin)
+    assert Message.get_by_id(message.id).status == "draft" and Recipient.select().count() == 0
+
+
 def test_a_scheduled_message_is_queued_for_its_time(app, staff, roster, clock):
     at = clock.now() + timedelta(days=1)
     messages.release_message(app, draft(app, staff.school, staff.admin, send_at=at), staff.admin)

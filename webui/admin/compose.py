@@ -58,6 +58,9 @@ def message_edit(code: str, message_id: str):
     """Edit a draft, or a message sent back by a school_admin."""
     message = messages.get_message(g.school, message_id, g.user)
     messages.check_editable(message, g.school, g.user)
+    reason = messages.rejection_reason(message) if message.status == "rejected" else None
+    if reason:
+        flash(_("差し戻しの理由") + ": " + reason, "error")
     return _render_form(_form_of(message), message)
 
 
@@ -170,17 +173,19 @@ def _after_release(message) -> str:
 
 def _save(draft):
     form = _read_form()
+    uploads = [(f.filename, f.mimetype, f.read()) for f in request.files.getlist("attachments") if f.filename]
     if "add_question" in request.form:
         form["questions"].append(_blank_question())
+        if uploads:
+            flash(_("添付ファイルは保存されていません。もう一度選んでください"), "error")
         return _render_form(form, draft)
     try:
         fields = _fields_of(form)
-        uploads = [(f.filename, f.mimetype, f.read()) for f in request.files.getlist("attachments") if f.filename]
         message = messages.save_draft(g.appliance, g.school, g.user, draft=draft, attachments=uploads,
                                       remove_attachments=request.form.getlist("remove_attachment"), **fields)
     except InvalidInput as error:
         flash(str(error), "error")
-        if request.files.getlist("attachments") and any(f.filename for f in request.files.getlist("attachments")):
+        if uploads:
             flash(_("添付ファイルは保存されていません。もう一度選んでください"), "error")
         return _render_form(form, draft), 400
     return redirect(url_for("admin.message_review", code=g.school.code, message_id=message.id))
