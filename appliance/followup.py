@@ -33,7 +33,7 @@ from appliance import audit, db, targeting
 from appliance.clock import to_tokyo
 from appliance.deliveries import PENDING_STATES
 from appliance.errors import ApplianceError, InvalidInput
-from appliance.messages import _delivery_rows
+from appliance.messages import delivery_rows
 from appliance.models import (ContactPoint, Delivery, Guardian, GuardianLink, Message, Receipt, Recipient, Student,
                               SurveyAnswer, SurveyQuestion)
 
@@ -244,7 +244,7 @@ def resend_unread(app, message: Message, channels, actor: str) -> int:
     readers = Receipt.select(Receipt.guardian).where(Receipt.message == message.id)
     waiting = Delivery.select(Delivery.contact).where((Delivery.message == message.id)
                                                       & Delivery.state.in_(PENDING_STATES))
-    rows = _delivery_rows(message, channels, now, now).where(
+    rows = delivery_rows(message, channels, now, now).where(
         Recipient.guardian.not_in(readers) & ContactPoint.id.not_in(waiting))
     with db.write():
         queued = (Delivery.insert_from(rows, [

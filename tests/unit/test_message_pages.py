@@ -6,6 +6,7 @@ import pytest
 from appliance import db
 from appliance.followup import message_stats
 from appliance.messages import Question, create_message
+from appliance.staff import set_assignments
 from appliance.models import AuditEntry, Delivery, Message, Receipt, Recipient, SurveyAnswer, SurveyQuestion
 from appliance.sample_data import ADDRESS_MARKER
 
@@ -72,6 +73,7 @@ def test_the_list_pages_newest_first(app, staff, signed_in, roster, clock):
 
 
 def test_drafts_link_to_their_review_or_the_follow_up_page(app, staff, signed_in, roster):
+    set_assignments(app, staff.teacher, classes=["1-1"], actor="test")
     draft = send(app, staff, staff.teacher, subject="下書きの連絡")
     with db.write():
         Message.update(status="draft").where(Message.id == draft.id).execute()
@@ -149,6 +151,7 @@ def test_another_schools_message_is_not_found(app, staff, signed_in, sent):
 
 
 def test_a_teacher_sees_and_resends_only_their_own_messages(app, staff, signed_in, sent):
+    set_assignments(app, staff.teacher, classes=["1-1"], actor="test")
     own = send(app, staff, staff.teacher, subject="担任からの連絡", audience="class:1-1")
     teacher = signed_in("teacher-a")
     page = teacher.get("/admin/s/sch-a/messages").get_data(as_text=True)
