@@ -18,7 +18,7 @@ from appliance.config import resolve_data_dir
 from appliance.runtime import open_appliance
 from appliance.tasks import create_queue
 from webui import errors, i18n
-from webui.access import PUBLIC, access
+from webui.access import PUBLIC, access, may_open
 
 MAX_REQUEST_BYTES = 2 * 1024 * 1024   # the largest form: 1 MB of attachments, base64 and fields aside
 
@@ -54,7 +54,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     @app.context_processor
     def navigation():
-        return {"nav_endpoints": app.view_functions}
+        return {"may": lambda endpoint: may_open(g.user, app.view_functions[endpoint])}
 
     @app.after_request
     def security_headers(response):

@@ -54,6 +54,12 @@ def access(rule: str) -> Callable:
     return mark
 
 
+def may_open(user, view: Callable) -> bool:
+    """Whether the user's role passes the view's rule (the school check aside): menus hide the rest."""
+    rule = view.access_rule
+    return rule == PUBLIC or (user is not None and _RANK[user.role] >= _NEEDED[rule])
+
+
 def _school_for(user, code: str) -> School:
     school = School.get_or_none(School.code == code)
     if school is None or (user.role != "operator" and user.school_id != school.id):

@@ -45,3 +45,7 @@ CREATE TABLE notice_template (
 -- Survey results count the newest answer per guardian and question: this order lets
 -- the window read it from the index instead of sorting every answer of the message.
 CREATE INDEX survey_answer_current ON survey_answer (message_id, question_id, guardian_id, at);
+
+-- The operator's audit log pages filter by school and by actor, newest first.
+CREATE INDEX audit_entry_school ON audit_entry (school_id, at);
+CREATE INDEX audit_entry_actor ON audit_entry (actor, at);

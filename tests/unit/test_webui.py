@@ -140,3 +140,13 @@ def test_staff_pages_are_not_cached(signed_in):
 def test_the_roster_fixture_seeds_marked_addresses(roster):
     assert len(roster.guardians) == 60
     assert all(re.search(r"rk\d{7}", address) for g in roster.guardians for address in g.emails)
+
+
+def test_the_menu_shows_each_role_only_what_it_may_open(signed_in):
+    teacher = signed_in("teacher-a").get("/admin/s/sch-a/").get_data(as_text=True)
+    admin = signed_in("admin-a").get("/admin/s/sch-a/").get_data(as_text=True)
+    for page in (teacher, admin):
+        assert "/admin/s/sch-a/messages/new" in page and "/admin/s/sch-a/students" in page
+    for admin_only in ("/admin/s/sch-a/registrations", "/admin/s/sch-a/settings", "/admin/s/sch-a/staff"):
+        assert admin_only in admin and admin_only not in teacher
+    assert "/admin/audit" not in admin

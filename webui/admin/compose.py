@@ -12,7 +12,7 @@ import email.policy
 import re
 from datetime import datetime
 
-from flask import current_app, flash, g, jsonify, redirect, render_template, request, url_for
+from flask import flash, g, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from markupsafe import Markup, escape
 
@@ -165,10 +165,7 @@ def audience_count(code: str):
 
 
 def _after_release(message) -> str:
-    # The follow-up page belongs to another module; until it exists, the school's page.
-    if "admin.message_show" in current_app.view_functions:
-        return url_for("admin.message_show", code=g.school.code, message_id=message.id)
-    return url_for("admin.school_show", code=g.school.code)
+    return url_for("admin.message_show", code=g.school.code, message_id=message.id)
 
 
 def _save(draft):
