@@ -434,8 +434,7 @@ def dashboard(event: CoconetEvent) -> Dashboard:
     confirmed = checks["confirm"] & guardian_ids
     summaries = contacts.summarise_contacts(sorted(guardian_ids))
     # Counts only: the school may know whether a channel works, never what it is.
-    working = {gid for gid, s in summaries.items()
-               if any(n - s.suspended.get(kind, 0) > 0 for kind, n in s.counts.items())}
+    working = {gid for gid, s in summaries.items() if s.reachable}
     rows = []
     for student in students:
         family = links[student.id]

@@ -294,3 +294,12 @@ def test_the_coconet_link_is_a_scoped_expiring_token_for_one_guardian(app, fam, 
     clock.advance(days=400)
     with pytest.raises(tokens.InvalidToken):
         tokens.resolve_token(app, token, "coconet")
+
+
+def test_an_unconfirmed_address_is_not_a_working_channel(app, fam):
+    """A pending address receives nothing yet, so it must not count as a way to reach the family."""
+    event = open_(app, fam.school, send_notice=False)
+    contacts.suspend([c.id for c in fam.g["g2"].contact_points])
+    contacts.add_contact(app, fam.g["g2"].id, "email", "new.rk0000009@example.jp")   # pending
+    board = coconet.dashboard(event)
+    assert "ren" in {row.student.name for row in board.unreachable}
