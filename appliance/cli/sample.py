@@ -7,7 +7,7 @@ from dataclasses import asdict
 import click
 
 from appliance.cli.common import emit_json, pass_app
-from appliance.demo import route_mail_to_sink, seed_bench, seed_demo
+from appliance.demo import DEMO_CODE, route_mail_to_sink, run_drill, seed_bench, seed_demo
 
 
 @click.command("demo")
@@ -31,6 +31,18 @@ def demo_command(app) -> None:
                    "パスワードは `appliance user add` で作り直してください。", err=True)
 
 
+@click.command("drill")
+@click.option("--school", "school_code", default=DEMO_CODE, show_default=True)
+@pass_app
+def drill_command(app, school_code: str) -> None:
+    """Run a CoCo-net drill at a school: open an event, mark 1-1 protected, hand a child over."""
+    result = run_drill(app, school_code)
+    base = app.config["web"]["base_url"].rstrip("/")
+    emit_json({"event": result.event_id, "dashboard": base + result.dashboard_path,
+               "guardian_view": result.guardian_url, "handed_over": result.handed_over,
+               "by_state": result.by_state})
+
+
 @click.group("bench")
 def bench_group() -> None:
     """Data sets for the benchmarks in bench/."""
@@ -51,4 +63,4 @@ def bench_seed(app, schools: int, guardians: int, addresses: int, seed: int) -> 
     emit_json({**asdict(result), "seconds": round(time.perf_counter() - started, 2)})
 
 
-COMMANDS = [demo_command, bench_group]
+COMMANDS = [demo_command, drill_command, bench_group]
