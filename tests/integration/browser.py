@@ -5,7 +5,7 @@
         screenshot("signed-in")                   # test-artifacts/screenshots/test_x-signed-in-phone.png
 
 The browser is Debian's /usr/bin/chromium (Makefile: DEBIAN_PACKAGES), never one that
-`playwright install` downloads. Each test gets a fresh context (no cookies) at each of
+`playwright install` downloads; one per test module. Each test gets a fresh context (no cookies) at each of
 SIZES; its last state is kept as test-artifacts/screenshots/<test>-<size>.png, passed or not.
 One demo site (`appliance init` + `appliance demo`, then gunicorn) serves the whole session:
 tests must not change what others rely on (passwords, TOTP, signing out everywhere).
@@ -67,9 +67,11 @@ def demo_site_fixture(tmp_path_factory) -> Iterator[DemoSite]:
         site.stop()
 
 
-@pytest.fixture(name="browser", scope="session")
+# Module scope, not session: while Playwright's sync API is up it holds a running event loop,
+# and every later test calling asyncio.run() (the MTA's) would fail.
+@pytest.fixture(name="browser", scope="module")
 def browser_fixture() -> Iterator[Browser]:
-    """Debian's chromium, headless, for the whole session."""
+    """Debian's chromium, headless, for the tests of one module."""
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
