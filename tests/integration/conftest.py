@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.browser import (  # noqa: F401  (fixtures: browser, demo_site, screen, page, screenshot)
+    browser_fixture, demo_site_fixture, page_fixture, screen_fixture, screenshot_fixture)
 from tests.integration.dns_server import dns_server_fixture  # noqa: F401  (the `dns_server` fixture)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -74,12 +76,22 @@ class Site:
 
     def serve(self) -> None:
         """Start `appliance serve` and wait until /healthz says all is well."""
-        self.server = subprocess.Popen([*APPLIANCE, "serve"], env=self.env, cwd=self.data_dir.parent,
-                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                       start_new_session=True)
+        self._start([*APPLIANCE, "serve"])
         wait_until(lambda: http_get(f"{self.base_url}/healthz")[0] == 200
                    and b'"ok":true' in http_get(f"{self.base_url}/healthz")[1].replace(b" ", b""),
                    what="healthz ok")
+
+    def serve_web(self) -> None:
+        """Start only the web UI (gunicorn, as `serve` runs it) and wait until it answers /healthz."""
+        bind = self.env["APPLIANCE_WEB__BIND"]
+        self._start([sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", "2", "webui:create_app()"])
+        wait_until(lambda: http_get(f"{self.base_url}/healthz")[0] == 200, what="web UI up")
+
+    def _start(self, argv: list[str]) -> None:
+        # Own session: stop() ends the whole process group (serve's children, gunicorn's workers).
+        self.server = subprocess.Popen(argv, env=self.env, cwd=self.data_dir.parent,
+                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
 
     def stop(self) -> str:
         """Stop `serve` (and everything it started); return what it printed."""
