@@ -191,10 +191,18 @@ def count_reach(school, audience: str, author: StaffUser | None, channels: Itera
     return reach
 
 
+def visible_messages(school, user: StaffUser) -> peewee.ModelSelect:
+    """Return the school's messages the user may see: a teacher their own; others all but others' drafts."""
+    query = Message.select().where(Message.school == school)
+    if user.role == "teacher":
+        return query.where(Message.author == user.id)
+    return query.where((Message.status != "draft") | (Message.author == user.id))
+
+
 def get_message(school, message_id: str, user: StaffUser) -> Message:
-    """Return one of the school's messages the user may see (a teacher: their own), or raise NotFound."""
-    message = Message.get_or_none((Message.id == message_id) & (Message.school == school))
-    if message is None or (user.role == "teacher" and message.author_id != user.id):
+    """Return one of the school's messages the user may see, or raise NotFound."""
+    message = visible_messages(school, user).where(Message.id == message_id).first()
+    if message is None:
         raise NotFound("連絡が見つかりません")
     return message
 

@@ -150,3 +150,16 @@ def test_the_menu_shows_each_role_only_what_it_may_open(signed_in):
     for admin_only in ("/admin/s/sch-a/registrations", "/admin/s/sch-a/settings", "/admin/s/sch-a/staff"):
         assert admin_only in admin and admin_only not in teacher
     assert "/admin/audit" not in admin
+
+
+def test_the_school_page_says_what_waits(app, staff, signed_in, roster):
+    from appliance import coconet, guardians
+    from appliance.models import Student
+    child = Student.select().where(Student.school == staff.school).first()
+    guardians.add_guardian(app, "申請中", student_ids=[child.id])
+    coconet.open_event(app, staff.school, kind="earthquake", title="地震", body="避難中", actor="admin-a",
+                       send_notice=False)
+    admin = signed_in("admin-a").get("/admin/s/sch-a/").get_data(as_text=True)
+    teacher = signed_in("teacher-a").get("/admin/s/sch-a/").get_data(as_text=True)
+    assert "登録申請が 1 件" in admin and "登録申請が" not in teacher
+    assert "CoCo-net: 地震" in admin and "CoCo-net: 地震" in teacher

@@ -1,10 +1,12 @@
 """Where staff land after signing in: the operator's school list or their own school's page."""
 from __future__ import annotations
 
-from flask import g, redirect, render_template, url_for
+from flask import current_app, g, redirect, render_template, url_for
 
+from appliance import coconet, registrations
+from appliance.messages import visible_messages
 from appliance.models import Message, School
-from webui.access import STAFF, TEACHER, access
+from webui.access import STAFF, TEACHER, access, may_open
 from webui.admin import bp
 
 
@@ -21,8 +23,10 @@ def home_show():
 @access(TEACHER)
 def school_show(code: str):
     """The school's front page: what to do next, and the latest messages."""
-    recent = (Message.select().where(Message.school == g.school)
-              .order_by(Message.created_at.desc()).limit(10))
-    awaiting = (Message.select().where((Message.school == g.school) & (Message.status == "awaiting_approval"))
-                .count())
-    return render_template("admin/school.html", recent=recent, awaiting=awaiting)
+    visible = visible_messages(g.school, g.user)
+    recent = visible.order_by(Message.created_at.desc()).limit(10)
+    awaiting = visible.where(Message.status == "awaiting_approval").count()
+    pending = registrations.count_pending(g.school) if may_open(g.user, current_app.view_functions[
+        "admin.registration_index"]) else 0
+    return render_template("admin/school.html", recent=recent, awaiting=awaiting, pending=pending,
+                           event=coconet.current_event(g.school))

@@ -15,6 +15,7 @@ from appliance import audit
 from appliance.errors import InvalidInput
 from appliance.followup import (answers_csv, class_read_table, message_stats, read_percents, resend_unread,
                                 survey_results)
+from appliance.messages import get_message, visible_messages
 from appliance.models import Message
 from webui.access import TEACHER, access
 from webui.admin import bp
@@ -22,19 +23,8 @@ from webui.admin import bp
 PAGE_SIZE = 20
 
 
-def _visible():
-    """The messages of g.school the signed-in user may see."""
-    query = Message.select().where(Message.school == g.school)
-    if g.user.role == "teacher":
-        return query.where(Message.author == g.user.id)
-    return query.where((Message.status != "draft") | (Message.author == g.user.id))
-
-
 def _message_or_404(message_id: str) -> Message:
-    message = _visible().where(Message.id == message_id).first()
-    if message is None:
-        abort(404)
-    return message
+    return get_message(g.school, message_id, g.user)
 
 
 def _may_resend(message: Message) -> bool:
@@ -46,7 +36,7 @@ def _may_resend(message: Message) -> bool:
 def message_index(code: str):
     """The school's messages, newest first, with status and read percentage."""
     page = max(request.args.get("page", 1, type=int), 1)
-    rows = list(_visible().order_by(Message.created_at.desc(), Message.id.desc())
+    rows = list(visible_messages(g.school, g.user).order_by(Message.created_at.desc(), Message.id.desc())
                 .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE + 1))
     messages = rows[:PAGE_SIZE]
     figures = read_percents([m.id for m in messages if m.status == "released"])
