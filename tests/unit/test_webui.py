@@ -3,8 +3,9 @@ import re
 
 import pyotp
 
+from appliance import coconet, guardians
 from appliance import staff as accounts
-from appliance.models import StaffUser
+from appliance.models import StaffUser, Student
 from tests.conftest import PASSWORD
 from webui import create_app
 from webui.access import RULES, safe_next
@@ -153,8 +154,6 @@ def test_the_menu_shows_each_role_only_what_it_may_open(signed_in):
 
 
 def test_the_school_page_says_what_waits(app, staff, signed_in, roster):
-    from appliance import coconet, guardians
-    from appliance.models import Student
     child = Student.select().where(Student.school == staff.school).first()
     guardians.add_guardian(app, "申請中", student_ids=[child.id])
     coconet.open_event(app, staff.school, kind="earthquake", title="地震", body="避難中", actor="admin-a",
