@@ -21,7 +21,7 @@ def home_show():
 @access(TEACHER)
 def school_show(code: str):
     """The school's front page: what to do next, and the latest messages."""
-    recent = (Message.select().where(Message.school == g.school)
+    recent = (Message.select().where((Message.school == g.school) & (Message.kind == "notice"))
               .order_by(Message.created_at.desc()).limit(10))
     awaiting = (Message.select().where((Message.school == g.school) & (Message.status == "awaiting_approval"))
                 .count())

@@ -24,7 +24,7 @@ PAGE_SIZE = 20
 
 def _visible():
     """The messages of g.school the signed-in user may see."""
-    query = Message.select().where(Message.school == g.school)
+    query = Message.select().where((Message.school == g.school) & (Message.kind == "notice"))
     if g.user.role == "teacher":
         return query.where(Message.author == g.user.id)
     return query.where((Message.status != "draft") | (Message.author == g.user.id))
