@@ -30,7 +30,8 @@ def school(app):
     g1 = guardians.add_guardian(app, "g1", student_ids=[s1.id], emails=["a1@example.jp", "a2@example.jp"],
                                 approved=True)
     contacts.add_contact(app, g1.id, "email", "a3@example.jp", status="suspended")
-    contacts.add_contact(app, g1.id, "push", json.dumps({"endpoint": "https://push.example/1", "keys": {"p256dh": "B" * 87, "auth": "A" * 22}}),
+    contacts.add_contact(app, g1.id, "push", json.dumps({"endpoint": "https://push.example/1",
+                                                       "keys": {"p256dh": "B" * 87, "auth": "A" * 22}}),
                          status="active")
     g2 = guardians.add_guardian(app, "g2", student_ids=[s2.id, s3.id], emails=["b1@example.jp"], approved=True)
     contacts.add_contact(app, g2.id, "email", "b2@example.jp")
