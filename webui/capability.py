@@ -24,8 +24,6 @@ from appliance import ratelimit, tokens
 # Guardian pages load nothing from elsewhere and run no inline code.
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; connect-src 'self';"
        " manifest-src 'self'; worker-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-# What a downloaded file is served with: never rendered as a page of this site.
-FILE_CSP = "default-src 'none'; sandbox"
 
 
 def limiter() -> ratelimit.RateLimiter:

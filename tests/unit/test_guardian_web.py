@@ -264,3 +264,17 @@ def test_pwa_manifest_and_service_worker(client):
     assert manifest.mimetype == "application/manifest+json" and json.loads(manifest.data)["start_url"] == "/p/"
     worker = client.get("/p/sw.js")
     assert worker.mimetype == "text/javascript" and b"notificationclick" in worker.data
+
+
+def test_the_school_reads_replies_and_their_files_but_never_an_address(app, web, staff, signed_in):
+    families = make_families(app)
+    from appliance import replies
+    reply = replies.record_reply(app, families.message.id, families.taro.id, "<b>よろしく</b>", [("a.png", PNG)])
+    base = f"/admin/s/{families.school.code}/messages/{families.message.id}"
+    operator = signed_in("op")
+    page = operator.get(f"{base}/replies").get_data(as_text=True)
+    assert "山田 太郎" in page and "&lt;b&gt;よろしく&lt;/b&gt;" in page and "example.jp" not in page
+    [file] = reply.files
+    download = operator.get(f"{base}/replies/files/{file.id}")
+    assert download.data == PNG and download.headers["X-Content-Type-Options"] == "nosniff"
+    assert signed_in("admin-b").get(f"{base}/replies").status_code == 404

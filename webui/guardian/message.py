@@ -8,15 +8,15 @@ files shown are always that guardian's own, and attachments that message's own.
 from __future__ import annotations
 
 import json
-from urllib.parse import quote
 
-from flask import Response, abort, g, make_response, redirect, render_template, request, url_for
+from flask import abort, g, make_response, redirect, render_template, request, url_for
 from flask_babel import force_locale
 
 from appliance import receipts, replies, surveys
 from appliance.errors import InvalidInput
 from appliance.models import Attachment, Guardian, Message
 from webui import capability
+from webui.downloads import file_response
 from webui.access import PUBLIC, access
 from webui.guardian import bp
 
@@ -121,18 +121,6 @@ def reply_file_show(token: str, file_id: str):
     message, guardian = _load(token)
     file = replies.get_file(message.id, file_id, guardian.id)
     return file_response(bytes(file.data), file.filename, file.content_type)
-
-
-def file_response(data: bytes, filename: str, content_type: str) -> Response:
-    """A stored file as a download: never shown inline, never sniffed, never cached by others."""
-    response = Response(data, mimetype=content_type)
-    ascii_name = filename.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
-    response.headers["Content-Disposition"] = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Content-Security-Policy"] = capability.FILE_CSP
-    response.headers["Cache-Control"] = "private, no-store"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
 
 
 @bp.record_once
