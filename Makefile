@@ -23,6 +23,7 @@ demo: demo-setup
 demo-setup: $(VENV)/.installed catalog
 	$(BIN)/appliance --data-dir $(DEMO_DATA) init
 	test -f $(DEMO_DATA)/keys/dkim-renraku.pem || $(BIN)/appliance --data-dir $(DEMO_DATA) dkim init
+	$(BIN)/appliance --data-dir $(DEMO_DATA) push init
 	$(BIN)/appliance --data-dir $(DEMO_DATA) demo
 
 test: lint catalog

@@ -63,6 +63,19 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "domains": {},                  # per-domain limit overrides, see mta/policy.py
         "status_file": "run/mta-status.json",   # the running MTA's own view, for status and health
     },
+    "ratelimit": {
+        "path": "ratelimit.db",         # counters against guessing, local to the site (appliance/ratelimit.py)
+    },
+    "push": {
+        "vapid_key": "keys/vapid.pem",  # made by `appliance push init` (0600)
+        "subject": "",                  # the VAPID contact; empty: mailto:noreply@<mail domain>
+        # Push services a subscription may point at (host or parent domain): the worker
+        # POSTs to the endpoint, so a guardian must not be able to aim it anywhere else.
+        "endpoint_hosts": ["fcm.googleapis.com", "push.services.mozilla.com", "push.apple.com",
+                           "notify.windows.com"],
+        "concurrency": 16,              # requests in flight
+        "batch": 200,                   # deliveries claimed at a time
+    },
     "sink": {
         "bind": "127.0.0.1:2525",       # the demo's capture sink
         "dir": "sink",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 import re
 from collections import Counter, defaultdict
@@ -20,7 +21,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from appliance import audit, db
-from appliance.errors import InvalidInput, LimitReached
+from appliance.errors import InvalidInput, LimitReached, NotFound
 from appliance.models import ContactPoint
 
 MAX_PER_KIND = {"email": 4, "push": 4, "phone": 1, "fax": 1}
@@ -30,6 +31,7 @@ LIVE_STATUSES = ("pending", "active", "suspended")
 # so the local part is only required to be printable ASCII without spaces or '@'.
 _EMAIL = re.compile(r"^[!-?A-~]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
 _PHONE = re.compile(r"^\+?[0-9]{6,15}$")
+_B64URL = re.compile(r"^[A-Za-z0-9_-]{16,200}={0,2}$")
 
 
 class ContactSealer:
@@ -72,10 +74,25 @@ def normalise(kind: str, value: str) -> str:
             raise InvalidInput("電話番号の形式が正しくありません")
         return digits
     if kind == "push":
-        if not value.startswith("{"):
-            raise InvalidInput("プッシュ購読情報の形式が正しくありません")
-        return value
+        return _normalise_subscription(value)
     raise InvalidInput(f"連絡先の種類が不明です: {kind!r}")
+
+
+def _normalise_subscription(value: str) -> str:
+    """A Web Push subscription (the browser's PushSubscription.toJSON()) as canonical JSON."""
+    refused = InvalidInput("プッシュ購読情報の形式が正しくありません")
+    try:
+        data = json.loads(value)
+        endpoint, keys = data["endpoint"], data["keys"]
+        p256dh, auth = keys["p256dh"], keys["auth"]
+    except (ValueError, TypeError, KeyError):
+        raise refused from None
+    if not all(isinstance(v, str) for v in (endpoint, p256dh, auth)) or len(endpoint) > 1000:
+        raise refused
+    if not endpoint.startswith(("https://", "http://")) or not _B64URL.match(p256dh) or not _B64URL.match(auth):
+        raise refused
+    return json.dumps({"endpoint": endpoint, "keys": {"auth": auth, "p256dh": p256dh}}, sort_keys=True,
+                      separators=(",", ":"))
 
 
 def add_contacts(app, guardian_id: str, kind: str, values: list[str], *, status: str = "pending",
@@ -218,3 +235,52 @@ def add_contacts_bulk(app, rows: list[tuple[str, str, str]], *, status: str = "p
                                       ContactPoint.label, ContactPoint.status, ContactPoint.created_at,
                                       ContactPoint.confirmed_at], records)
     return len(records)
+
+
+# --- the guardian's own contact points (their portal) ------------------------------------------
+
+def own_contacts(app, guardian_id: str, kind: str) -> list[RevealedContact]:
+    """Return a guardian's own live contact points of a kind, values opened, for their own eyes only."""
+    rows = (ContactPoint.select().where((ContactPoint.guardian == guardian_id) & (ContactPoint.kind == kind)
+                                        & ContactPoint.status.in_(LIVE_STATUSES)).order_by(ContactPoint.position))
+    return [RevealedContact(r.id, r.kind, r.position, app.sealer.open(guardian_id, r.kind, r.sealed), r.label,
+                            r.status) for r in rows]
+
+
+def get_own_contact(guardian_id: str, contact_id: str, kind: str) -> ContactPoint:
+    """Return one of the guardian's live contact points of a kind, or raise NotFound (another's is not found)."""
+    row = ContactPoint.get_or_none((ContactPoint.id == contact_id) & (ContactPoint.guardian == guardian_id)
+                                   & (ContactPoint.kind == kind) & ContactPoint.status.in_(LIVE_STATUSES))
+    if row is None:
+        raise NotFound("連絡先が見つかりません")
+    return row
+
+
+def find_contact_points(app, kind: str, value: str, statuses: tuple[str, ...] = ("active",)) -> list[ContactPoint]:
+    """Return the contact points holding a value (every guardian's), found by its lookup hash."""
+    lookup = app.sealer.lookup(kind, normalise(kind, value))
+    return list(ContactPoint.select().where((ContactPoint.kind == kind) & (ContactPoint.lookup == lookup)
+                                            & ContactPoint.status.in_(statuses)))
+
+
+def confirm_contact(app, contact_id: str) -> bool:
+    """Make a pending or suspended contact point active (its owner proved it works); False if it is gone."""
+    now = app.clock.now()
+    with db.write():
+        return (ContactPoint.update(status="active", confirmed_at=now)
+                .where((ContactPoint.id == contact_id) & ContactPoint.status.in_(("pending", "suspended")))
+                .execute()) > 0 or ContactPoint.select().where(
+                    (ContactPoint.id == contact_id) & (ContactPoint.status == "active")).exists()
+
+
+def remove_contact(app, guardian_id: str, contact_id: str) -> None:
+    """Remove one of the guardian's contact points; its slot is free again, its past deliveries stay."""
+    with db.write():
+        (ContactPoint.update(status="removed")
+         .where((ContactPoint.id == contact_id) & (ContactPoint.guardian == guardian_id)).execute())
+
+
+def count_live(guardian_id: str, kind: str, statuses: tuple[str, ...] = LIVE_STATUSES) -> int:
+    """Return how many contact points of a kind the guardian has in these states."""
+    return (ContactPoint.select().where((ContactPoint.guardian == guardian_id) & (ContactPoint.kind == kind)
+                                        & ContactPoint.status.in_(statuses)).count())

@@ -81,7 +81,11 @@ class MessageTemplate:
         self.message_id = message.id
         self.domain = mail["domain"]
         self.bounce_domain = app.config["mta"]["bounce_domain"] or self.domain
-        self._read_url, self._unsubscribe_url = (tokens.token_url(app, scope, "") for scope in ("read", "unsubscribe"))
+        # A system mail (appliance/system_mail.py) carries its own link, or none, and no read report.
+        self.system = message.kind == "system"
+        self.link_scope = link_scope(message)
+        self._read_url = tokens.token_url(app, self.link_scope, "") if self.link_scope else ""
+        self._unsubscribe_url = tokens.token_url(app, "unsubscribe", "")
         self.emergency = message.priority == "emergency"
         subject = (TEXT["emergency"] if self.emergency else "") + message.subject
         self._from = "From: " + _append(_phrase(mail["from_name"], charset, "From"), f"<noreply@{self.domain}>")
@@ -101,22 +105,23 @@ class MessageTemplate:
         self._part_tail = (b"".join(_attachment_part(boundary, a) for a in attachments)
                            + f"--{boundary}--\r\n".encode()) if attachments else b""
         middle = [message.body, ""]
-        if message.reply_needed:
+        if message.reply_needed and not self.system:
             middle += [TEXT["reply"], ""]
-        middle.append(TEXT["read"])
+        if not self.system:
+            middle.append(TEXT["read"])
         self._middle = _crlf("\n".join(middle) + "\n")
         self._footer = _crlf(TEXT["footer"].format(school=school.name) + "\n")
         if charset == JIS:
             self._middle_jis, self._footer_jis = _jis_lines(self._middle), _jis_lines(self._footer)
 
     def render(self, guardian_id: str, guardian_name: str, children: Sequence[str], addresses: Sequence[str],
-               read_token: str, unsubscribe_token: str | None = None) -> bytes:
+               read_token: str | None, unsubscribe_token: str | None = None) -> bytes:
         """Return one guardian's mail, To all of the given addresses, as wire bytes (CRLF)."""
         head = [self._from]
         if addresses:
             head.append(_fold_list("To", [_mailbox(a) for a in addresses]))
         head += [self._head_mid, f"Message-ID: <{self.message_id}.{guardian_id}@{self.domain}>", self._head_end]
-        if unsubscribe_token is not None and not self.emergency:
+        if unsubscribe_token is not None and not self.emergency and not self.system:
             # RFC 8058 one-click for routine mail only: nobody should stop emergency notices by accident.
             head += [f"List-Unsubscribe: <{self._unsubscribe_url}{unsubscribe_token}>,\r\n"
                      f" <mailto:unsubscribe@{self.bounce_domain}?subject={unsubscribe_token}>",
@@ -125,7 +130,7 @@ class MessageTemplate:
         if children:
             greeting += TEXT["children"].format(names=TEXT["children_joiner"].join(children)) + "\n"
         greeting = _crlf(greeting + "\n")
-        link = f"{self._read_url}{read_token}\r\n"
+        link = f"{self._read_url}{read_token}\r\n" if read_token else ""
         if self.charset == UTF8:
             body = _base64_lines((greeting + self._middle + link + self._footer).encode())
         else:
@@ -165,8 +170,11 @@ def render_deliveries(app, deliveries: Iterable[Delivery]) -> list[RenderedMail]
         groups[(delivery.message_id, delivery.recipient_id, charset)].append(delivery)
     messages = {d.message_id: d.message for d in deliveries}
     pairs = list(dict.fromkeys((guardians[recipient_id][0], message_id) for message_id, recipient_id, _ in groups))
-    read = tokens.issue_tokens(app, "read", pairs)
-    unsubscribe = tokens.issue_tokens(app, "unsubscribe", [p for p in pairs if messages[p[1]].priority != "emergency"])
+    links: dict[tuple[str, str], str] = {}
+    for scope in {link_scope(m) for m in messages.values()} - {None}:
+        links.update(tokens.issue_tokens(app, scope, [p for p in pairs if link_scope(messages[p[1]]) == scope]))
+    unsubscribe = tokens.issue_tokens(app, "unsubscribe", [p for p in pairs if messages[p[1]].priority != "emergency"
+                                                           and messages[p[1]].kind != "system"])
     children = {message_id: _children_by_guardian(message, [g for g, m in pairs if m == message_id])
                 for message_id, message in messages.items()}
     templates: dict[tuple[str, str], MessageTemplate] = {}
@@ -179,9 +187,14 @@ def render_deliveries(app, deliveries: Iterable[Delivery]) -> list[RenderedMail]
         envelopes = [(d.id, addresses[d.contact_id]) for d in group]
         data = templates[(message_id, charset)].render(
             guardian_id, name, children[message_id].get(guardian_id, []), [a for _, a in envelopes],
-            read[(guardian_id, message_id)], unsubscribe.get((guardian_id, message_id)))
+            links.get((guardian_id, message_id)), unsubscribe.get((guardian_id, message_id)))
         mails.append(RenderedMail(data, envelopes))
     return mails
+
+
+def link_scope(message: Message) -> str | None:
+    """The token scope of the link a message's mail carries: the read report, or a system mail's own."""
+    return message.link_scope if message.kind == "system" else "read"
 
 
 def _children_by_guardian(message: Message, guardian_ids: list[str]) -> dict[str, list[str]]:

@@ -23,10 +23,10 @@ from datetime import datetime
 import peewee
 
 from appliance import attachments as files
-from appliance import audit, db, staff, targeting
+from appliance import audit, db, quiet_hours, staff, targeting
 from appliance.errors import InvalidInput, NotFound
 from appliance.models import (
-    Attachment, AuditEntry, ContactPoint, Delivery, Message, Recipient, StaffUser, SurveyQuestion)
+    Attachment, AuditEntry, ContactPoint, Delivery, Guardian, Message, Recipient, StaffUser, SurveyQuestion)
 from appliance.models.message import CHANNELS, PRIORITIES, PRIORITY_RANK, QUESTION_KINDS
 
 MAX_SUBJECT = 200        # characters; it is a mail subject and a push title
@@ -192,8 +192,8 @@ def count_reach(school, audience: str, author: StaffUser | None, channels: Itera
 
 
 def visible_messages(school, user: StaffUser) -> peewee.ModelSelect:
-    """Return the school's messages the user may see: a teacher their own; others all but others' drafts."""
-    query = Message.select().where(Message.school == school)
+    """Return the school's notices the user may see: a teacher their own; others all but others' drafts."""
+    query = Message.select().where((Message.school == school) & (Message.kind == "notice"))
     if user.role == "teacher":
         return query.where(Message.author == user.id)
     return query.where((Message.status != "draft") | (Message.author == user.id))
@@ -279,15 +279,22 @@ def delivery_rows(message: Message, channels: list[str], due_at: datetime, now: 
     # recipients at random: twice as slow for a whole school, and the cost of the whole
     # table for a single class. CROSS JOIN fixes the order in SQLite; PostgreSQL plans it
     # as a plain join.
-    return (Recipient
-            .select(db.new_keys(), Recipient.message, Recipient.id, ContactPoint.id, ContactPoint.kind,
-                    peewee.Value(PRIORITY_RANK[message.priority]), peewee.Value("queued"), peewee.Value(0),
-                    # Bound as the field stores times (naive UTC text), or they would not compare.
-                    peewee.Value(due_at, converter=Delivery.due_at.db_value),
-                    peewee.Value(now, converter=Delivery.updated_at.db_value))
-            .join(ContactPoint, peewee.JOIN.CROSS)
+    # Routine messages wait for the end of a guardian's quiet hours (appliance/quiet_hours.py):
+    # one more key lookup per recipient, in the same statement.
+    routine = message.priority != "emergency"
+    due = (quiet_hours.due_at_expression(due_at) if routine
+           # Bound as the field stores times (naive UTC text), or they would not compare.
+           else peewee.Value(due_at, converter=Delivery.due_at.db_value))
+    query = (Recipient
+             .select(db.new_keys(), Recipient.message, Recipient.id, ContactPoint.id, ContactPoint.kind,
+                     peewee.Value(PRIORITY_RANK[message.priority]), peewee.Value("queued"), peewee.Value(0), due,
+                     peewee.Value(now, converter=Delivery.updated_at.db_value)))
+    if routine:
+        query = query.join(Guardian, peewee.JOIN.CROSS).switch(Recipient)
+    return (query.join(ContactPoint, peewee.JOIN.CROSS)
             .where((Recipient.message == message.id) & (ContactPoint.guardian == Recipient.guardian)
-                   & (ContactPoint.status == "active") & ContactPoint.kind.in_(channels)))
+                   & (ContactPoint.status == "active") & ContactPoint.kind.in_(channels)
+                   & ((Guardian.id == Recipient.guardian) if routine else peewee.SQL("1"))))
 
 
 def _move(message: Message, current: Sequence[str], **changes) -> None:

@@ -29,8 +29,12 @@ from appliance.models import CapabilityToken
 # A CoCo-net link is one per guardian (no message) and is printed on the family's
 # sheet, so it must outlive a school year; the page it opens shows nothing until the
 # school opens an event.
-LIFETIMES = {"read": timedelta(days=90), "unsubscribe": timedelta(days=90), "coconet": timedelta(days=400)}
-PATHS = {"read": "r", "unsubscribe": "u", "coconet": "c"}    # links are <[web] base_url>/<path>/<token>
+# System mails' links (appliance/system_mail.py): a sign-in link is short-lived and
+# used once; an address confirmation waits a week for a guardian who reads mail rarely.
+LIFETIMES = {"read": timedelta(days=90), "unsubscribe": timedelta(days=90), "coconet": timedelta(days=400),
+             "signin": timedelta(hours=1), "confirm": timedelta(days=7)}
+PATHS = {"read": "r", "unsubscribe": "u", "coconet": "c",    # links are <[web] base_url>/<path>/<token>
+         "signin": "p/in", "confirm": "p/confirm"}
 MAX_LENGTH = 64       # tokens are 22 characters; longer input is refused before hashing
 
 _FIELDS = [CapabilityToken.id, CapabilityToken.token_hash, CapabilityToken.scope, CapabilityToken.guardian,
@@ -92,6 +96,12 @@ def resolve_token(app, token: str, scope: str) -> TokenGrant:
     if CapabilityToken.expires_at.python_value(expires_at) <= app.clock.now():
         raise InvalidToken("expired")
     return TokenGrant(guardian_id, message_id)
+
+
+def revoke_token(token: str) -> bool:
+    """Delete a token (a used sign-in link); return whether it was there."""
+    with db.write():
+        return CapabilityToken.delete().where(CapabilityToken.token_hash == _digest(token)).execute() > 0
 
 
 def token_url(app, scope: str, token: str) -> str:

@@ -1,8 +1,9 @@
 """The web UI: ``create_app()`` for gunicorn (``webui:create_app()``) and for tests.
 
 Blueprints: ``health`` (``/healthz``, ``/status``), ``admin`` (staff, ``/admin``) and
-``coconet`` (staff pages under ``/admin/s/<code>/coconet``, the guardian's ``/c/<token>``);
-the guardian and peer blueprints arrive with their issues. Sessions are
+``coconet`` (staff pages under ``/admin/s/<code>/coconet``, the guardian's ``/c/<token>``),
+``guardian`` (the message page ``/r/<token>`` and the portal ``/p/``); the peer
+blueprint arrives with its issue. Sessions are
 signed cookies checked against the database on every request (no state in the
 workers' memory); every POST carries a CSRF token.
 """
@@ -76,8 +77,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         """The web root leads to the staff sign-in (guardians arrive by their own links)."""
         return redirect(url_for("admin.home_show"))
 
-    from webui import admin, coconet, health
+    from webui import admin, coconet, guardian, health
     app.register_blueprint(health.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(coconet.bp)
+    app.register_blueprint(guardian.bp)
     return app

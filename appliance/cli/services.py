@@ -42,6 +42,7 @@ def service_commands(app) -> dict[str, list[str]]:
         "sink": me + ["mta", "sink"],
         "mta": me + ["mta", "run"],
         "worker": me + ["worker"],
+        "push": me + ["push", "run"],
         "web": [sys.executable, "-m", "gunicorn", "--workers", str(web["workers"]),
                 "--bind", web["bind"], "--access-logfile", "-", "webui:create_app()"],
     }
@@ -50,7 +51,7 @@ def service_commands(app) -> dict[str, list[str]]:
 @click.command("serve")
 @pass_app
 def serve_command(app) -> None:
-    """Run every service in the foreground (web UI, MTA, worker, capture sink) until Ctrl-C."""
+    """Run every service in the foreground (web UI, MTA, push, worker, capture sink) until Ctrl-C."""
     env = dict(os.environ, APPLIANCE_DATA_DIR=str(app.data_dir))
     processes = {name: subprocess.Popen(argv, env=env) for name, argv in service_commands(app).items()}
     stopping = False

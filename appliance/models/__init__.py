@@ -4,6 +4,7 @@ from appliance.models.coconet import CoconetCheck, CoconetEvent, CoconetNotice, 
 from appliance.models.facts import AuditEntry, DeliveryResult, Receipt, SurveyAnswer
 from appliance.models.guardian import ContactPoint, Guardian, GuardianLink
 from appliance.models.message import Attachment, Delivery, Message, NoticeTemplate, Recipient, SurveyQuestion
+from appliance.models.reply import Reply, ReplyFile
 from appliance.models.roster import Membership, Student, StudentGroup
 from appliance.models.school import School, StaffAssignment, StaffUser
 from appliance.models.token import CapabilityToken
@@ -12,7 +13,7 @@ ALL_MODELS = [
     School, StaffUser, StaffAssignment, Student, StudentGroup, Membership, Guardian, GuardianLink,
     ContactPoint, Message, NoticeTemplate, SurveyQuestion, Attachment, Recipient, Delivery,
     DeliveryResult, Receipt, SurveyAnswer, AuditEntry, CapabilityToken,
-    CoconetEvent, CoconetState, CoconetPickup, CoconetNotice, CoconetCheck,
+    CoconetEvent, CoconetState, CoconetPickup, CoconetNotice, CoconetCheck, Reply, ReplyFile,
 ]
 
 __all__ = [m.__name__ for m in ALL_MODELS] + ["ALL_MODELS", "BaseModel"]

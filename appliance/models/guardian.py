@@ -11,6 +11,8 @@ class Guardian(BaseModel):
     name = peewee.CharField()
     locale = peewee.CharField(default="ja")
     created_at = UTCDateTimeField()
+    quiet_from = peewee.IntegerField(null=True)      # Tokyo hour quiet hours start (routine messages wait)
+    quiet_until = peewee.IntegerField(null=True)     # Tokyo hour they end
 
     class Meta:
         replication = OWNED

@@ -9,6 +9,7 @@ PRIORITIES = ("emergency", "normal")
 PRIORITY_RANK = {"emergency": 0, "normal": 1}    # deliveries are claimed in this order
 CHANNELS = ("email", "push", "phone", "fax")
 QUESTION_KINDS = ("single", "multiple", "text")
+MESSAGE_KINDS = ("notice", "system")     # system: the appliance's own mail to one contact point
 
 
 class Message(BaseModel):
@@ -25,6 +26,8 @@ class Message(BaseModel):
     created_at = UTCDateTimeField()
     status = peewee.CharField(default="released")   # draft, awaiting_approval, released, rejected
     decided_by = peewee.ForeignKeyField(StaffUser, null=True, backref="decided")
+    kind = peewee.CharField(default="notice")       # in MESSAGE_KINDS; staff pages list notices only
+    link_scope = peewee.CharField(null=True)        # a system mail's link token scope (see appliance/system_mail.py)
 
     class Meta:
         replication = OWNED

@@ -22,7 +22,9 @@ def cli(app):
         StudentGroup.create(school=school, kind="club", key="soccer", name="サッカー部", created_at=now)
     g1 = guardians.add_guardian(app, "g1", student_ids=[s1.id], emails=["a@example.jp", "b@example.jp"],
                                 approved=True)
-    contacts.add_contact(app, g1.id, "push", '{"endpoint": "https://push.example/1"}', status="active")
+    contacts.add_contact(app, g1.id, "push", json.dumps({"endpoint": "https://push.example/1",
+                                                       "keys": {"p256dh": "B" * 87, "auth": "A" * 22}}),
+                         status="active")
     guardians.add_guardian(app, "g2", student_ids=[s1.id, s2.id], emails=["c@example.jp"], approved=True)
     guardians.add_guardian(app, "g3", student_ids=[s2.id], emails=["d@example.jp"])   # pending
     runner = CliRunner()

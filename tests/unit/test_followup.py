@@ -33,7 +33,9 @@ def school(app):
     ids = {name: s.id for name, s in students.items()}
     g1 = guardians.add_guardian(app, "保護者1", student_ids=[ids["s1"]], emails=["a1@example.jp", "a2@example.jp"],
                                 approved=True)
-    contacts.add_contact(app, g1.id, "push", '{"endpoint": "https://push.example/1"}', status="active")
+    contacts.add_contact(app, g1.id, "push", json.dumps({"endpoint": "https://push.example/1",
+                                                       "keys": {"p256dh": "B" * 87, "auth": "A" * 22}}),
+                         status="active")
     guardians.add_guardian(app, "保護者2", student_ids=[ids["s2"], ids["s5"]], emails=["b1@example.jp", "b2@example.jp"],
                            approved=True)
     guardians.add_guardian(app, "保護者3", student_ids=[ids["s4"]], emails=["c1@example.jp"], approved=True)

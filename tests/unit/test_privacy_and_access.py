@@ -124,6 +124,7 @@ def test_no_post_is_accepted_without_a_csrf_token(web, signed_in):
     for rule in web.url_map.iter_rules():
         if "POST" in rule.methods:
             response = client.post(_sample_url(web, rule), data={})
-            assert response.status_code in (400, 404), (rule.endpoint, response.status_code)
+            signing_in = response.status_code in (302, 303) and "sign" in response.headers["Location"]
+            assert response.status_code in (400, 404) or signing_in, (rule.endpoint, response.status_code)
             if response.status_code == 400:
                 assert "Traceback" not in response.get_data(as_text=True)

@@ -9,24 +9,21 @@ which is what helps on a congested network. The page is the same for anyone hold
 the link: no cookie is set and it is rendered in the guardian's own language, so it
 varies on nothing else.
 
-CSRF without a session: feature phones may not keep cookies, so the forms carry a
-token derived from the link's token under the app's secret key, checked here (the
-views are exempt from the session-based check). A forged cross-site POST would need
-the link itself, which is the capability.
+CSRF without a session and the rate limit on link guessing: :mod:`webui.capability`,
+shared with the guardian's message pages.
 """
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-
-from flask import abort, current_app, g, make_response, redirect, render_template, request, url_for
+from flask import g, make_response, redirect, render_template, request, url_for
 from flask_babel import force_locale
 
-from appliance import coconet, tokens
+from appliance import coconet
 from appliance.errors import ApplianceError
+from webui import capability
 from webui.access import PUBLIC, access
 from webui.coconet import bp
+
+FORM_PURPOSE = "coconet-form"
 
 
 @bp.get("/c/<token>")
@@ -43,8 +40,7 @@ def guardian_show(token: str):
 def guardian_check(token: str):
     """Record "確認しました" or a short reply, then show the page again."""
     view = _view(token)
-    if not hmac.compare_digest(request.form.get("form_token", ""), form_token(token)):
-        abort(400)
+    capability.check_form_token(FORM_PURPOSE, token)
     kind = "reply" if "reply" in request.form else "confirm"
     try:
         coconet.record_check(g.appliance, view, kind, event_id=request.form.get("event_id"),
@@ -54,28 +50,17 @@ def guardian_check(token: str):
     return redirect(url_for("coconet.guardian_show", token=token, _anchor="done"), 303)
 
 
-def form_token(token: str) -> str:
-    """Return the forms' CSRF token for a link: a MAC of the link's token under the app's secret."""
-    key = current_app.config["SECRET_KEY"]
-    key = key.encode() if isinstance(key, str) else key
-    mac = hmac.new(key, b"coconet-form\n" + token.encode(), hashlib.sha256).digest()[:16]
-    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
-
-
 def _view(token: str) -> coconet.GuardianView:
-    grant = tokens.resolve_token(g.appliance, token, "coconet")     # InvalidToken: one 404 for every reason
+    grant = capability.resolve(token, "coconet")     # InvalidToken: one 404 for every reason
     return coconet.guardian_view(grant.guardian_id)
 
 
 def _page(view: coconet.GuardianView, token: str, *, error: str = "", status: int = 200):
     with force_locale(view.locale):
-        html = render_template("coconet/guardian.html", view=view, token=token, form_token=form_token(token),
+        html = render_template("coconet/guardian.html", view=view, token=token,
+                               form_token=capability.form_token(FORM_PURPOSE, token),
                                error=error, states=coconet.STATES, reply_limit=coconet.MAX_REPLY)
-    response = make_response(html, status)
-    response.headers["Cache-Control"] = "private, no-cache"
-    response.headers["Content-Language"] = view.locale
-    response.headers["Referrer-Policy"] = "no-referrer"     # the link is the capability: never pass it on
-    response.headers["X-Robots-Tag"] = "noindex"
+    response = capability.private_headers(make_response(html, status), view.locale)
     if status == 200:
         response.add_etag()
         response.make_conditional(request)

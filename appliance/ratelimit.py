@@ -1,0 +1,79 @@
+"""Counters that slow down guessing (link tokens, sign-in requests), shared by every worker process.
+
+Several gunicorn workers answer guardians, so a counter in process memory would be
+one per worker and forgotten on restart. The counters live in a small SQLite file of
+their own in the data dir (``[ratelimit] path``), like huey's queue: local to the
+site, never replicated, since an attacker is slowed where they knock. A counter is
+keyed by a keyed hash of what it counts (a client address, a mail address), so the
+file holds no address in the clear, and counts within fixed windows: one upsert per
+counted event and one indexed read per check. PostgreSQL path: the same two
+statements on an unlogged table.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import sqlite3
+import threading
+from dataclasses import dataclass
+
+_SCHEMA = ("CREATE TABLE IF NOT EXISTS hit (bucket TEXT PRIMARY KEY, window INTEGER NOT NULL,"
+           " count INTEGER NOT NULL) WITHOUT ROWID")
+_HIT = ("INSERT INTO hit (bucket, window, count) VALUES (?, ?, 1) ON CONFLICT (bucket) DO UPDATE SET"
+        " count = CASE WHEN window = excluded.window THEN count + 1 ELSE 1 END, window = excluded.window"
+        " RETURNING count")
+_READ = "SELECT count FROM hit WHERE bucket = ? AND window = ?"
+
+
+@dataclass(frozen=True)
+class Limit:
+    """At most `count` events per `seconds`-long window."""
+
+    name: str
+    count: int
+    seconds: int
+
+
+# Mobile carriers put many phones behind one address (CGNAT): the limit is far above
+# what families sharing an address reach with expired links, far below guessing.
+TOKEN_GUESSES = Limit("token", 60, 600)
+SIGN_IN_MAILS = Limit("signin", 3, 3600)        # per mail address: a sign-in link mailed
+SIGN_IN_REQUESTS = Limit("signin-client", 20, 3600)
+
+
+class RateLimiter:
+    """Fixed-window counters in one SQLite file; one connection per thread, opened on first use."""
+
+    def __init__(self, path, key: bytes, clock):
+        self._path, self._key, self._clock = str(path), key, clock
+        self._local = threading.local()
+
+    def _connection(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self._path, timeout=5, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=wal")
+            conn.execute("PRAGMA synchronous=off")     # losing a counter on power loss costs nothing
+            conn.execute(_SCHEMA)
+            self._local.conn = conn
+        return conn
+
+    def _bucket(self, limit: Limit, subject: str) -> tuple[str, int]:
+        digest = hmac.new(self._key, f"{limit.name}\n{subject}".encode(), hashlib.sha256).hexdigest()[:32]
+        return digest, int(self._clock.now().timestamp()) // limit.seconds
+
+    def exceeded(self, limit: Limit, subject: str) -> bool:
+        """Whether the subject already used up its window (checked before the work it limits)."""
+        row = self._connection().execute(_READ, self._bucket(limit, subject)).fetchone()
+        return row is not None and row[0] >= limit.count
+
+    def hit(self, limit: Limit, subject: str) -> bool:
+        """Count one event; return whether the subject is still within the limit."""
+        (count,) = self._connection().execute(_HIT, self._bucket(limit, subject)).fetchone()
+        return count <= limit.count
+
+
+def open_limiter(app) -> RateLimiter:
+    """Return the appliance's rate limiter (its file in the data dir, a key derived from the token key)."""
+    key = hmac.new(app.token_key, b"renraku rate limit buckets", hashlib.sha256).digest()
+    return RateLimiter(app.config.path("ratelimit", "path"), key, app.clock)

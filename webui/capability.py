@@ -1,0 +1,70 @@
+"""Pages opened by a capability link (a guardian's /r/, /c/ and /p/ links): shared checks and headers.
+
+Rate limit: resolving a link is limited per client address with a counter in the
+site's rate-limit file (:mod:`appliance.ratelimit`), not in a worker's memory. Only
+unknown tokens count (an expired link is a guardian, not a guesser); a client over
+the limit gets 429 for every link, valid or not, until its window passes, so guessing
+learns nothing from it.
+
+CSRF without a session: feature phones may not keep cookies, so the forms carry a
+token derived from the capability (the link's token, or the portal's sign-in id)
+under the app's secret key, checked here; these views are exempt from the
+session-based check. A forged cross-site POST would need the capability itself.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+
+from flask import abort, current_app, g, request
+
+from appliance import ratelimit, tokens
+
+# Guardian pages load nothing from elsewhere and run no inline code.
+CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; connect-src 'self';"
+       " manifest-src 'self'; worker-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+
+
+def limiter() -> ratelimit.RateLimiter:
+    """The app's rate limiter (one per process: it only holds each thread's connection to the counter file)."""
+    extensions = current_app.extensions
+    if "ratelimit" not in extensions:
+        extensions["ratelimit"] = ratelimit.open_limiter(extensions["appliance"])
+    return extensions["ratelimit"]
+
+
+def resolve(token: str, scope: str) -> tokens.TokenGrant:
+    """Resolve a link's token for a scope, counting unknown tokens against the client; 429 past the limit."""
+    client = request.remote_addr or ""
+    if limiter().exceeded(ratelimit.TOKEN_GUESSES, client):
+        abort(429)
+    try:
+        return tokens.resolve_token(g.appliance, token, scope)
+    except tokens.InvalidToken as invalid:
+        if invalid.reason == "unknown":
+            limiter().hit(ratelimit.TOKEN_GUESSES, client)
+        raise
+
+
+def form_token(purpose: str, capability: str) -> str:
+    """Return the forms' CSRF token for a capability: a MAC of it under the app's secret."""
+    key = current_app.config["SECRET_KEY"]
+    key = key.encode() if isinstance(key, str) else key
+    mac = hmac.new(key, purpose.encode() + b"\n" + capability.encode(), hashlib.sha256).digest()[:16]
+    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+
+def check_form_token(purpose: str, capability: str) -> None:
+    """Answer 400 unless the POST carries the form token of this capability."""
+    if not hmac.compare_digest(request.form.get("form_token", ""), form_token(purpose, capability)):
+        abort(400)
+
+
+def private_headers(response, locale: str):
+    """Headers of a page only its link holder sees: never stored by a shared cache, the link never passed on."""
+    response.headers["Cache-Control"] = "private, no-cache"
+    response.headers["Content-Language"] = locale
+    response.headers["Referrer-Policy"] = "no-referrer"     # the link is the capability: never pass it on
+    response.headers["X-Robots-Tag"] = "noindex"
+    return response

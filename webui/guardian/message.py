@@ -1,0 +1,129 @@
+"""The message page at ``/r/<token>``: one tap records the read report and shows the message.
+
+The same page takes the survey's answers (changeable until the survey closes) and a
+free reply with files (1 MB in total, images and PDF, size-capped while the upload
+streams in). The token grants one guardian and one message: answers, replies and
+files shown are always that guardian's own, and attachments that message's own.
+"""
+from __future__ import annotations
+
+import json
+
+from flask import abort, g, make_response, redirect, render_template, request, url_for
+from flask_babel import force_locale
+
+from appliance import receipts, replies, surveys
+from appliance.errors import InvalidInput
+from appliance.models import Attachment, Guardian, Message
+from webui import capability
+from webui.downloads import file_response
+from webui.access import PUBLIC, access
+from webui.guardian import bp
+
+FORM_PURPOSE = "message-form"
+# The reply form: its files (replies.MAX_FILES_BYTES) and the text, multipart overhead aside.
+MAX_REPLY_REQUEST = replies.MAX_FILES_BYTES + 64 * 1024
+
+
+def _load(token: str) -> tuple[Message, Guardian]:
+    grant = capability.resolve(token, "read")          # InvalidToken: one 404 for every reason
+    message = Message.get_or_none((Message.id == grant.message_id) & (Message.kind == "notice"))
+    guardian = Guardian.get_or_none(Guardian.id == grant.guardian_id)
+    if message is None or guardian is None:
+        abort(404)
+    return message, guardian
+
+
+def _page(token: str, message: Message, guardian: Guardian, *, status: int = 200, errors=None, sent=None,
+          reply_error: str = "", reply_body: str = "", notice: str = ""):
+    questions = surveys.questions_of(message.id)
+    answers = surveys.current_answers(message.id, guardian.id)
+    if sent is not None:        # a refused submission shows what was typed, not what was stored
+        chosen = {q.id: sent.get(surveys.field_name(q), []) for q in questions}
+    else:
+        chosen = {q.id: ([] if q.id not in answers else answers[q.id].value if isinstance(answers[q.id].value, list)
+                         else [answers[q.id].value]) for q in questions}
+    with force_locale(guardian.locale):
+        html = render_template(
+            "guardian/message.html", token=token, message=message, guardian=guardian,
+            form_token=capability.form_token(FORM_PURPOSE, token),
+            attachments=list(Attachment.select(Attachment.id, Attachment.filename, Attachment.size)
+                             .where(Attachment.message == message.id).order_by(Attachment.id)),
+            questions=questions, options={q.id: json.loads(q.options) for q in questions}, chosen=chosen,
+            answers=answers, errors=errors or {},
+            survey_open=surveys.is_open(g.appliance, message), field_name=surveys.field_name,
+            replies=replies.guardian_replies(message.id, guardian.id), reply_error=reply_error,
+            reply_body=reply_body, notice=notice, max_text=surveys.MAX_TEXT, max_reply=replies.MAX_BODY)
+    return capability.private_headers(make_response(html, status), guardian.locale)
+
+
+@bp.get("/r/<token>")
+@access(PUBLIC)
+def message_show(token: str):
+    """The read-report link: record the read (once), then show the message."""
+    message, guardian = _load(token)
+    receipts.record_read(g.appliance, message.id, guardian.id)
+    notice = {"answers": "answers", "reply": "reply"}.get(request.args.get("saved", ""), "")
+    return _page(token, message, guardian, notice=notice)
+
+
+@bp.post("/r/<token>/answers")
+@access(PUBLIC)
+def answer_create(token: str):
+    """Record the survey's answers (only those that changed), then show the page again."""
+    message, guardian = _load(token)
+    capability.check_form_token(FORM_PURPOSE, token)
+    form = request.form.to_dict(flat=False)
+    try:
+        surveys.record_answers(g.appliance, message, guardian.id, form)
+    except surveys.AnswerErrors as refused:
+        return _page(token, message, guardian, status=400, errors=refused.errors, sent=form)
+    except InvalidInput as refused:
+        return _page(token, message, guardian, status=400, errors={"": str(refused)}, sent=form)
+    return redirect(url_for("guardian.message_show", token=token, saved="answers", _anchor="survey"), 303)
+
+
+@bp.post("/r/<token>/replies")
+@access(PUBLIC)
+def reply_create(token: str):
+    """Record a free reply with optional files (refused while streaming past the size limit)."""
+    # Before the body is read: a declared length over the limit is refused unread, and a
+    # body without one (chunked) is cut off by werkzeug as soon as it passes the limit.
+    request.max_content_length = MAX_REPLY_REQUEST
+    if (request.content_length or 0) > MAX_REPLY_REQUEST:
+        abort(413)
+    message, guardian = _load(token)
+    capability.check_form_token(FORM_PURPOSE, token)
+    body = request.form.get("body", "")
+    files = [(f.filename or "", f.read(replies.MAX_FILES_BYTES + 1)) for f in request.files.getlist("file")]
+    try:
+        replies.record_reply(g.appliance, message.id, guardian.id, body, files, via="web")
+    except InvalidInput as refused:
+        return _page(token, message, guardian, status=400, reply_error=str(refused), reply_body=body)
+    return redirect(url_for("guardian.message_show", token=token, saved="reply", _anchor="reply"), 303)
+
+
+@bp.get("/r/<token>/a/<attachment_id>")
+@access(PUBLIC)
+def attachment_show(token: str, attachment_id: str):
+    """Download one of the message's attachments."""
+    message, _guardian = _load(token)
+    attachment = Attachment.get_or_none((Attachment.id == attachment_id) & (Attachment.message == message.id))
+    if attachment is None:
+        abort(404)
+    return file_response(bytes(attachment.data), attachment.filename, attachment.content_type)
+
+
+@bp.get("/r/<token>/f/<file_id>")
+@access(PUBLIC)
+def reply_file_show(token: str, file_id: str):
+    """Download a file the guardian sent with a reply (their own only)."""
+    message, guardian = _load(token)
+    file = replies.get_file(message.id, file_id, guardian.id)
+    return file_response(bytes(file.data), file.filename, file.content_type)
+
+
+@bp.record_once
+def _exempt_from_session_csrf(state) -> None:
+    for view in (answer_create, reply_create):
+        state.app.extensions["csrf"].exempt(view)
