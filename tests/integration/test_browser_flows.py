@@ -190,8 +190,9 @@ def test_school_admin_approves_a_pending_registration(page, demo_site, screen, s
     serial = secrets.randbelow(10**6)
     name = f"申請 花子{screen}{serial}"
     with core(demo_site) as app:
+        # In 1-2: 1-1's guardians stay the seeded ones, for the CoCo-net test's guardian page.
         student = (Student.select().join(School).where(School.code == demo_site.school_code, Student.grade == 1,
-                                                       Student.class_name == "1").order_by(Student.number).first())
+                                                       Student.class_name == "2").order_by(Student.number).first())
         pending = guardians.add_guardian(app, name, student_ids=[student.id], relationship="母",
                                          emails=[f"hanako.rk9{serial:06d}@example.jp"])
     sign_in(page, demo_site.login("school_admin"))
