@@ -14,7 +14,7 @@ DEMO_DATA ?= demo-data
 # in screenshots and PDFs instead of empty boxes).
 DEBIAN_PACKAGES := python3-venv systemd postfix chromium fonts-noto-cjk
 
-.PHONY: demo demo-setup test lint unit integration bench catalog catalog-update system-deps clean
+.PHONY: demo demo-setup test lint unit integration bench screenshots catalog catalog-update system-deps clean
 
 demo: demo-setup
 	$(BIN)/appliance --data-dir $(DEMO_DATA) serve
@@ -40,6 +40,24 @@ integration: $(VENV)/.installed catalog
 
 bench: $(VENV)/.installed
 	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
+
+# The README's screenshots: the browser tests at one pixel per CSS pixel (small PNGs), then
+# a chosen few of test-artifacts/screenshots/ copied as docs/screenshots/<name>.png (commit them).
+SHOTS := \
+	test_school_admin_sends_a_survey_with_a_pdf_and_watches_it_delivered-sign-in-phone:sign-in \
+	test_staff_sign_in_find_their_way_switch_language_and_sign_out-school-phone:school \
+	test_school_admin_sends_a_survey_with_a_pdf_and_watches_it_delivered-compose-phone:compose \
+	test_school_admin_sends_a_survey_with_a_pdf_and_watches_it_delivered-review-phone:review \
+	test_school_admin_sends_a_survey_with_a_pdf_and_watches_it_delivered-followup-desktop:followup \
+	test_school_admin_approves_a_pending_registration-roster-phone:roster \
+	test_school_admin_approves_a_pending_registration-registrations-phone:registrations \
+	test_coconet_roll_call_on_a_phone_reaches_the_guardians_page-roll-call-phone:coconet-roll-call \
+	test_coconet_roll_call_on_a_phone_reaches_the_guardians_page-guardian-phone:coconet-guardian
+
+screenshots: $(VENV)/.installed catalog
+	SCREENSHOT_SCALE=css $(BIN)/pytest -q tests/integration/test_browser_*.py
+	mkdir -p docs/screenshots
+	for shot in $(SHOTS); do cp test-artifacts/screenshots/$${shot%%:*}.png docs/screenshots/$${shot#*:}.png || exit 1; done
 
 # The UI's translation catalog: webui/translations/<lang>/LC_MESSAGES/messages.po is
 # the source (kept in git); the compiled .mo beside it is built here.

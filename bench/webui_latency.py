@@ -5,10 +5,12 @@ throw-away data dir it seeds 40,000 guardians with 4 addresses each (``seed_benc
 ``appliance bench seed`` runs; one school by default, the largest a page can face), creates
 one message to all of them (160,000 deliveries, the follow-up page's subject) and 20
 school_admin accounts, then starts gunicorn as ``appliance serve`` does (its web command,
-2 workers). Each of 20 clients signs in through the form (a real CSRF token) and then, on
-its own thread, opens the pages one after another, round and round, for ``--seconds``.
-A page answered with anything but 200 on its own URL (a redirect to the sign-in is one)
-counts as an error, not as a latency.
+2 sync workers; ``--threads N`` tries gthread workers instead). Each of 20 clients signs
+in through the form (a real CSRF token) and then, on its own thread, opens the pages one
+after another, round and round, for ``--seconds``: with no pause by default (the worst
+case), or with ``--think SECONDS`` (on average; each pause is drawn between half and one
+and a half times it) between clicks, as staff reading a page do. A page answered with
+anything but 200 on its own URL (a redirect to the sign-in is one) counts as an error, not as a latency.
 
 ``--with-blast`` runs ``bench/blast.py`` (our MTA only: ``--postfix-messages 0``) in a
 subprocess and measures while its MTA is sending. blast.py keeps its own data dir, DNS
@@ -21,6 +23,7 @@ import argparse
 import concurrent.futures
 import itertools
 import os
+import random
 import re
 import shutil
 import signal
@@ -50,6 +53,8 @@ from appliance.staff import add_staff_user
 # What staff open during a blast: {code} is the seeded school, {message} its 160,000-delivery message.
 PAGES = (
     "/admin/s/{code}/",
+    "/admin/s/{code}/messages/{message}",
+    "/admin/s/{code}/messages/new",
     "/status",
 )
 TARGET_P95_MS = 300
@@ -144,21 +149,26 @@ class Blast:
         stop_process(self.process)
 
 
-def measure(clients: list[Staff], paths: list[str], seconds: float) -> tuple[dict, dict, float]:
-    """Every client opens the pages in turn for this long; return (seconds by path, errors by path, wall)."""
+def measure(clients: list[Staff], paths: list[str], seconds: float, think: float) -> tuple[dict, dict, float]:
+    """Every client opens the pages in turn for this long, pausing about `think` s between them;
+    return (seconds by path, errors by path, wall)."""
     timings: dict[str, list[float]] = defaultdict(list)
     errors: dict[str, list[str]] = defaultdict(list)
     lock = threading.Lock()
     deadline = time.monotonic() + seconds
 
     def run(number: int, client: Staff) -> None:
-        # Each client starts at another page, so every page is always being asked for.
+        # Each client starts at another page, so every page is always being asked for; the
+        # pauses are drawn at random so the clients do not click in step.
+        pause = random.Random(number)
         for path in itertools.islice(itertools.cycle(paths), number % len(paths), None):
             if time.monotonic() >= deadline:
                 return
             elapsed, problem = client.get(path)
             with lock:
                 (errors[path].append(problem) if problem else timings[path].append(elapsed))
+            if think:
+                time.sleep(min(think * pause.uniform(0.5, 1.5), max(0.0, deadline - time.monotonic())))
 
     started = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(len(clients)) as pool:
@@ -194,7 +204,10 @@ def run(args: argparse.Namespace) -> None:
         app, code, message_id = seed(workdir / "data", args, bind)
         db.close_database()     # gunicorn's workers have the database to themselves
         with open(workdir / "web.log", "wb") as log:
-            web = subprocess.Popen(service_commands(app)["web"], env=dict(os.environ, APPLIANCE_DATA_DIR=str(app.data_dir)),
+            command = service_commands(app)["web"]      # [python, -m, gunicorn, ...]
+            if args.threads:
+                command[3:3] = ["--worker-class", "gthread", "--threads", str(args.threads)]
+            web = subprocess.Popen(command, env=dict(os.environ, APPLIANCE_DATA_DIR=str(app.data_dir)),
                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         host, port = bind.rsplit(":", 1)
         wait_for_port(host, int(port), timeout=30)
@@ -205,8 +218,11 @@ def run(args: argparse.Namespace) -> None:
         for client in clients[:1]:      # one warm-up round: the workers' first requests load templates
             for path in paths:
                 client.get(path)
-        print(f"cpus: {os.cpu_count()}, gunicorn workers: {app.config['web']['workers']}, "
-              f"{args.clients} signed-in staff, {args.seconds:.0f} s")
+        print(f"cpus: {os.cpu_count()}, load average {' '.join(f'{n:.2f}' for n in os.getloadavg())}, "
+              f"gunicorn workers: {app.config['web']['workers']}{f' x {args.threads} threads' if args.threads else ''}, "
+              f"{args.clients} signed-in staff, "
+              f"{f'thinking {args.think:g} s between pages' if args.think else 'no pause between pages'}, "
+              f"{args.seconds:.0f} s")
 
         if args.with_blast:
             blast = Blast(args.blast_guardians)
@@ -214,7 +230,7 @@ def run(args: argparse.Namespace) -> None:
             if blast.process.poll() is not None:
                 raise SystemExit(f"blast.py ended (exit {blast.process.returncode}) before its MTA sent anything")
             print("measuring while the blast's MTA sends", flush=True)
-        timings, errors, wall = measure(clients, paths, args.seconds)
+        timings, errors, wall = measure(clients, paths, args.seconds, args.think)
         if blast is not None:
             if blast.process.poll() is not None:
                 print(f"WARNING: blast.py ended (exit {blast.process.returncode}) before the measurement did: "
@@ -236,9 +252,14 @@ def main() -> None:
                         help="pages to open; {code} is the school, {message} its message (default: %(default)s)")
     parser.add_argument("--clients", type=int, default=20, help="concurrent signed-in staff")
     parser.add_argument("--seconds", type=float, default=30.0, help="how long the clients keep asking")
+    parser.add_argument("--think", type=float, default=0.0, metavar="SECONDS",
+                        help="average pause between a client's pages, as staff read them (default: none, the worst case)")
     parser.add_argument("--guardians", type=int, default=40_000)
     parser.add_argument("--addresses", type=int, default=4, help="addresses per guardian (1-4)")
     parser.add_argument("--schools", type=int, default=1, help="schools the guardians are shared out over")
+    parser.add_argument("--threads", type=int, default=0, metavar="N",
+                        help="run gunicorn's gthread workers with N threads each instead of the sync workers "
+                             "`appliance serve` runs (to compare)")
     parser.add_argument("--with-blast", action="store_true", help="measure while bench/blast.py's MTA sends")
     parser.add_argument("--blast-guardians", type=int, default=40_000, help="blast.py --guardians")
     signal.signal(signal.SIGTERM, signal.default_int_handler)   # a kill stops blast.py and gunicorn too

@@ -3,19 +3,23 @@
     def test_x(page, demo_site, screenshot):     # runs once at phone size, once at desktop size
         sign_in(page, demo_site.login("school_admin"))
         screenshot("signed-in")                   # test-artifacts/screenshots/test_x-signed-in-phone.png
+        other = open_page(browser, demo_site, screen)   # a second person, in a context of their own
 
 The browser is Debian's /usr/bin/chromium (Makefile: DEBIAN_PACKAGES), never one that
 `playwright install` downloads; one per test module. Each test gets a fresh context (no cookies) at each of
 SIZES; its last state is kept as test-artifacts/screenshots/<test>-<size>.png, passed or not.
-One demo site (`appliance init` + `appliance demo`, then gunicorn) serves the whole session:
-tests must not change what others rely on (passwords, TOTP, signing out everywhere).
+One demo site (`appliance init` + `dkim init` + `appliance demo`, as `make demo-setup`, then
+gunicorn) serves the whole session: tests must not change what others rely on (passwords, TOTP,
+signing out everywhere, an open CoCo-net event). SCREENSHOT_SCALE=css saves phone screenshots at
+one pixel per CSS pixel (`make screenshots`: small PNGs for the README) instead of the device's two.
 """
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -45,6 +49,7 @@ class DemoSite:
     data_dir: Path
     school_code: str
     logins: tuple[DemoLogin, ...]
+    env: dict[str, str] = field(repr=False)     # the environment `appliance` commands of this site run with
 
     def login(self, role: str) -> DemoLogin:
         """The first demo login with this role (operator, school_admin, teacher)."""
@@ -58,11 +63,12 @@ def demo_site_fixture(tmp_path_factory) -> Iterator[DemoSite]:
 
     site = Site(tmp_path_factory.mktemp("browser") / "data")
     site.run("init")
+    site.run("dkim", "init")            # the MTA signs every mail: tests that deliver need the key
     demo = json.loads(site.run("demo").stdout)
     site.serve_web()
     try:
         yield DemoSite(site.base_url, site.data_dir, DEMO_CODE,
-                       tuple(DemoLogin(**login) for login in demo["logins"]))
+                       tuple(DemoLogin(**login) for login in demo["logins"]), site.env)
     finally:
         site.stop()
 
@@ -87,27 +93,32 @@ def screen_fixture(request) -> str:
 @pytest.fixture(name="page")
 def page_fixture(request, browser, demo_site, screen) -> Iterator[Page]:
     """A page in a fresh browser context at this size, on the demo site (page.goto("/admin/login"))."""
-    context = browser.new_context(base_url=demo_site.base_url, **SIZES[screen], **PLACE)
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
+    page = open_page(browser, demo_site, screen)
     try:
         yield page
     finally:
         _save_screenshot(page, request, screen)
-        context.close()
+        page.context.close()
+
+
+def open_page(browser: Browser, demo_site: DemoSite, screen: str) -> Page:
+    """A page in a new context of its own (no cookies) at this size; closing its context is the caller's."""
+    context = browser.new_context(base_url=demo_site.base_url, **SIZES[screen], **PLACE)
+    context.set_default_timeout(TIMEOUT_MS)
+    return context.new_page()
 
 
 @pytest.fixture(name="screenshot")
-def screenshot_fixture(request, page, screen) -> Callable[[str], Path]:
-    """A function saving the page now as test-artifacts/screenshots/<test>-<label>-<size>.png."""
-    return lambda label: _save_screenshot(page, request, screen, label)
+def screenshot_fixture(request, page, screen) -> Callable[..., Path]:
+    """A function saving the page (or another one) now as test-artifacts/screenshots/<test>-<label>-<size>.png."""
+    return lambda label, other=None: _save_screenshot(other or page, request, screen, label)
 
 
 def _save_screenshot(page: Page, request, screen: str, label: str = "") -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     name = "-".join(part for part in (request.node.originalname, label, screen) if part)
     path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=path, full_page=True)
+    page.screenshot(path=path, full_page=True, scale=os.environ.get("SCREENSHOT_SCALE", "device"))
     return path
 
 
