@@ -116,18 +116,30 @@ def _guardian_has(model, message: Message) -> peewee.Node:
                & (model.guardian == GuardianLink.guardian) & (model.message == message.id)))
 
 
-def class_read_table(message: Message) -> list[dict]:
-    """Return per grade-class the targeted children, each read / unread / no_guardian, with counts.
+def targeted_classes(message: Message) -> list[tuple[int, str, int]]:
+    """Return the grade-classes the message targets, each with how many of its children are targeted."""
+    return list(Student.select(Student.grade, Student.class_name, peewee.fn.COUNT(Student.id))
+                .where(Student.id.in_(_targeted_students(message)) & (Student.school == message.school_id))
+                .group_by(Student.grade, Student.class_name).order_by(Student.grade, Student.class_name).tuples())
+
+
+def class_read_table(message: Message, only: tuple[int, str] | None = None) -> list[dict]:
+    """Return per grade-class (or for the one class given) the targeted children, each read / unread /
+    no_guardian, with counts.
 
     A child is ``read`` when at least one of their approved guardians has read the
     message, ``unread`` when they have guardians among the recipients and none has
     read it, ``no_guardian`` when no approved guardian of theirs was a recipient.
+    The follow-up page asks for one class at a time: the whole school costs a probe
+    per child (~0.4 s for 40,000 children), a class a few milliseconds.
     """
+    where = Student.id.in_(_targeted_students(message)) & (Student.school == message.school_id)
+    if only is not None:
+        where &= (Student.grade == only[0]) & (Student.class_name == only[1])
     rows = (Student.select(Student.grade, Student.class_name, Student.number, Student.name,
                            _guardian_has(Recipient, message).alias("reached"),
                            _guardian_has(Receipt, message).alias("has_read"))
-            .where(Student.id.in_(_targeted_students(message)) & (Student.school == message.school_id))
-            .order_by(Student.grade, Student.class_name, Student.number).tuples())
+            .where(where).order_by(Student.grade, Student.class_name, Student.number).tuples())
     classes: dict[tuple[int, str], dict] = {}
     for grade, class_name, number, name, reached, has_read in rows:
         entry = classes.setdefault((grade, class_name), {

@@ -202,6 +202,11 @@ def teacher_scope(user: StaffUser) -> Rule | None:
     return Or(tuple(terms)) if terms else Not(All())
 
 
+def assigned_classes(user: StaffUser) -> list[tuple[int, str]]:
+    """Return a teacher's classes as (grade, class name), in order."""
+    return [_parse_class(a.value) for a in user.assignments.order_by(StaffAssignment.value) if a.kind == "class"]
+
+
 def _parse_class(value: str) -> tuple[int, str] | None:
     grade, _, name = value.partition("-")
     if not grade.isdigit() or not name:

@@ -175,3 +175,22 @@ def test_pages_in_english(signed_in, sent):
     admin.post_form("/admin/lang", {"lang": "en"})
     page = admin.get(url(sent)).get_data(as_text=True)
     assert "Delivered" in page and "配信済み" not in page
+
+
+def test_the_class_table_shows_one_class_at_a_time(app, staff, signed_in, sent):
+    """Bug guard (bench/webui_latency.py): listing every child of a 40,000-child school on each
+    request cost over a second; the page lists the chosen class and links the others."""
+    admin = signed_in("admin-a")
+    first = admin.get(url(sent)).get_data(as_text=True)
+    assert first.count('<section class="class-read">') == 1 and "<h3>1年1組</h3>" in first
+    assert "class=6-2" in first                                     # every class is one tap away
+    chosen = admin.get(url(sent, "?class=6-2")).get_data(as_text=True)
+    assert "<h3>6年2組</h3>" in chosen and "<h3>1年1組</h3>" not in chosen
+    assert "<h3>1年1組</h3>" in admin.get(url(sent, "?class=9-9")).get_data(as_text=True)   # unknown: the first
+
+
+def test_a_teacher_lands_on_their_own_class(app, staff, signed_in, roster):
+    set_assignments(app, staff.teacher, classes=["2-2"], actor="test")
+    own = send(app, staff, staff.teacher, audience="class:2-2")
+    page = signed_in("teacher-a").get(url(own)).get_data(as_text=True)
+    assert "<h3>2年2組</h3>" in page

@@ -13,9 +13,10 @@ from flask_babel import gettext as _
 
 from appliance import audit
 from appliance.errors import InvalidInput
-from appliance.followup import (answers_csv, class_read_table, message_stats, read_percents, resend_unread,
+from appliance.followup import (answers_csv, class_read_table, targeted_classes, message_stats, read_percents, resend_unread,
                                 survey_results)
 from appliance.messages import get_message, visible_messages
+from appliance.staff import assigned_classes
 from appliance.models import Message
 from webui.access import TEACHER, access
 from webui.admin import bp
@@ -49,9 +50,21 @@ def message_index(code: str):
 def message_show(code: str, message_id: str):
     """One message's follow-up: figures by channel, readers, the per-class table, survey results, its text."""
     message = _message_or_404(message_id)
+    classes = targeted_classes(message)
+    chosen = _chosen_class(request.args.get("class", ""), classes)
     return render_template("admin/message_show.html", message=message, stats=message_stats(message),
-                           classes=class_read_table(message), survey=survey_results(message),
-                           may_resend=_may_resend(message))
+                           classes=classes, chosen=chosen, table=class_read_table(message, chosen) if chosen else [],
+                           survey=survey_results(message), may_resend=_may_resend(message))
+
+
+def _chosen_class(asked: str, classes: list[tuple[int, str, int]]) -> tuple[int, str] | None:
+    """The class asked for (?class=3-1), else a teacher's own first class, else the first one."""
+    available = [(grade, name) for grade, name, _count in classes]
+    grade, _, name = asked.partition("-")
+    if grade.isdigit() and (int(grade), name) in available:
+        return int(grade), name
+    own = [c for c in assigned_classes(g.user) if c in available]
+    return (own or available or [None])[0]
 
 
 @bp.get("/s/<code>/messages/<message_id>/stats.json")
