@@ -91,18 +91,21 @@ def read_percents(message_ids: list[str]) -> dict[str, dict]:
                   "read_percent": percent(readers.get(mid, 0), recipients.get(mid, 0))} for mid in message_ids}
 
 
-def _targeted_students(message: Message) -> peewee.ModelSelect:
-    """The ids of the children the message targets: its rule read against today's roster.
+def _targeted(message: Message) -> peewee.Node:
+    """WHERE over Student: the children the message targets, its rule read against today's roster.
 
     The snapshot keeps guardians, not children. If the rule no longer reads (a club
-    was removed since), the children are those the recipients are guardians of.
+    was removed since), the children are those the recipients are guardians of. The
+    rule is applied as a condition rather than an IN (...) list so that a filter on one
+    class narrows the scan through the (school, grade, class) index.
     """
     try:
-        return targeting.student_query(message.school, targeting.parse_rule(message.audience))
+        return targeting.student_condition(message.school, targeting.parse_rule(message.audience))
     except ApplianceError:
-        return (GuardianLink.select(GuardianLink.student)
-                .join(Recipient, on=(Recipient.guardian == GuardianLink.guardian))
-                .where((Recipient.message == message.id) & (GuardianLink.status == "approved")))
+        return (Student.school == message.school_id) & Student.id.in_(
+            GuardianLink.select(GuardianLink.student)
+            .join(Recipient, on=(Recipient.guardian == GuardianLink.guardian))
+            .where((Recipient.message == message.id) & (GuardianLink.status == "approved")))
 
 
 def _guardian_has(model, message: Message) -> peewee.Node:
@@ -119,7 +122,7 @@ def _guardian_has(model, message: Message) -> peewee.Node:
 def targeted_classes(message: Message) -> list[tuple[int, str, int]]:
     """Return the grade-classes the message targets, each with how many of its children are targeted."""
     return list(Student.select(Student.grade, Student.class_name, peewee.fn.COUNT(Student.id))
-                .where(Student.id.in_(_targeted_students(message)) & (Student.school == message.school_id))
+                .where(_targeted(message))
                 .group_by(Student.grade, Student.class_name).order_by(Student.grade, Student.class_name).tuples())
 
 
@@ -133,7 +136,7 @@ def class_read_table(message: Message, only: tuple[int, str] | None = None) -> l
     The follow-up page asks for one class at a time: the whole school costs a probe
     per child (~0.4 s for 40,000 children), a class a few milliseconds.
     """
-    where = Student.id.in_(_targeted_students(message)) & (Student.school == message.school_id)
+    where = _targeted(message)
     if only is not None:
         where &= (Student.grade == only[0]) & (Student.class_name == only[1])
     rows = (Student.select(Student.grade, Student.class_name, Student.number, Student.name,
@@ -205,7 +208,7 @@ def answers_csv(message: Message) -> str:
             GuardianLink.select(GuardianLink.guardian, Student.grade, Student.class_name, Student.number, Student.name)
             .join(Student)
             .where(GuardianLink.guardian.in_(list(answers)) & (GuardianLink.status == "approved")
-                   & Student.id.in_(_targeted_students(message)) & (Student.school == message.school_id))
+                   & _targeted(message))
             .tuples()):
         children.setdefault(guardian_id, []).append(tuple(child))
     rows = []

@@ -281,11 +281,14 @@ class _Parser:
         raise RuleError(f"「{token.text}」の前に条件が必要です", token.position)
 
 
+def student_condition(school, rule: Rule) -> peewee.Node:
+    """Return the WHERE expression over Student for the school's enrolled students the rule targets."""
+    return (Student.school == school) & (Student.status == "enrolled") & _condition(rule, _group_ids(school, rule))
+
+
 def student_query(school, rule: Rule) -> peewee.ModelSelect:
     """Return a SELECT of the ids of the school's enrolled students the rule targets."""
-    condition = _condition(rule, _group_ids(school, rule))
-    return Student.select(Student.id).where(
-        (Student.school == school) & (Student.status == "enrolled") & condition)
+    return Student.select(Student.id).where(student_condition(school, rule))
 
 
 def guardian_query(school, rule: Rule) -> peewee.ModelSelect:

@@ -15,7 +15,7 @@ import tempfile
 from resolve import build_fixture, timed
 
 from appliance import db
-from appliance.followup import (answers_csv, class_read_table, message_stats, read_percents, resend_unread,
+from appliance.followup import (answers_csv, class_read_table, targeted_classes, message_stats, read_percents, resend_unread,
                                 survey_results)
 from appliance.ids import uuid7
 from appliance.messages import Question, create_message
@@ -70,9 +70,14 @@ def run(students: int) -> None:
                 message_stats(message)
         with timed("read_percents (the list page's column)"):
             read_percents([message.id])
-        with timed("class_read_table"):
-            classes = class_read_table(message)
-        print(f"  {len(classes)} classes, {sum(c['total'] for c in classes)} children")
+        with timed("targeted_classes (the page's class links)"):
+            classes = targeted_classes(message)
+        with timed("class_read_table, one class (what the page shows)"):
+            one = class_read_table(message, classes[0][:2])
+        print(f"  {len(classes)} classes; the first has {one[0]['total']} children")
+        with timed("class_read_table, the whole school"):
+            whole = class_read_table(message)
+        print(f"  {sum(c['total'] for c in whole)} children")
         with timed("survey_results"):
             survey_results(message)
         with timed("answers_csv"):
