@@ -43,7 +43,7 @@ from pathlib import Path
 from blast import BODY, SUBJECT, free_port, wait_for_port
 
 from appliance import db
-from appliance.cli.services import service_commands
+from appliance.cli.services import gunicorn_command
 from appliance.demo import seed_bench
 from appliance.messages import create_message
 from appliance.models import School
@@ -204,7 +204,7 @@ def run(args: argparse.Namespace) -> None:
         app, code, message_id = seed(workdir / "data", args, bind)
         db.close_database()     # gunicorn's workers have the database to themselves
         with open(workdir / "web.log", "wb") as log:
-            command = service_commands(app)["web"]      # [python, -m, gunicorn, ...]
+            command = gunicorn_command(app)      # [python, -m, gunicorn, ...] as `appliance web` runs it
             if args.threads:
                 command[3:3] = ["--worker-class", "gthread", "--threads", str(args.threads)]
             web = subprocess.Popen(command, env=dict(os.environ, APPLIANCE_DATA_DIR=str(app.data_dir)),

@@ -34,17 +34,31 @@ def health_command(app) -> None:
     sys.exit(0 if status["ok"] else 1)
 
 
+def gunicorn_command(app) -> list[str]:
+    """Return the gunicorn command line for the web UI, from the [web] settings."""
+    web = app.config["web"]
+    return [sys.executable, "-m", "gunicorn", "--workers", str(web["workers"]),
+            "--bind", web["bind"], "--access-logfile", "-", "webui:create_app()"]
+
+
+@click.command("web")
+@pass_app
+def web_command(app) -> None:
+    """Run the web UI on gunicorn with the [web] settings (the systemd unit's command)."""
+    argv = gunicorn_command(app)
+    # exec: gunicorn takes this process's place, so systemd's notify socket and signals reach it.
+    os.execve(argv[0], argv, dict(os.environ, APPLIANCE_DATA_DIR=str(app.data_dir)))
+
+
 def service_commands(app) -> dict[str, list[str]]:
     """Return the command line of each service `serve` starts, by name."""
     me = [sys.executable, "-m", "appliance", "--data-dir", str(app.data_dir)]
-    web = app.config["web"]
     return {
         "sink": me + ["mta", "sink"],
         "mta": me + ["mta", "run"],
         "worker": me + ["worker"],
         "push": me + ["push", "run"],
-        "web": [sys.executable, "-m", "gunicorn", "--workers", str(web["workers"]),
-                "--bind", web["bind"], "--access-logfile", "-", "webui:create_app()"],
+        "web": me + ["web"],
     }
 
 
@@ -82,4 +96,4 @@ def serve_command(app) -> None:
     sys.exit(0 if stopping else 1)
 
 
-COMMANDS = [worker_command, health_command, serve_command]
+COMMANDS = [worker_command, health_command, web_command, serve_command]

@@ -82,9 +82,8 @@ class Site:
                    what="healthz ok")
 
     def serve_web(self) -> None:
-        """Start only the web UI (gunicorn, as `serve` runs it) and wait until it answers /healthz."""
-        bind = self.env["APPLIANCE_WEB__BIND"]
-        self._start([sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", "2", "webui:create_app()"])
+        """Start only the web UI (`appliance web`, as `serve` and systemd run it) and wait for /healthz."""
+        self._start(APPLIANCE + ["web"])
         wait_until(lambda: http_get(f"{self.base_url}/healthz")[0] == 200, what="web UI up")
 
     def _start(self, argv: list[str]) -> None:
