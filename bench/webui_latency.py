@@ -43,7 +43,7 @@ from pathlib import Path
 from blast import BODY, SUBJECT, free_port, wait_for_port
 
 from appliance import db
-from appliance.cli.services import gunicorn_command
+from appliance.cli.services import MTA_NICE, gunicorn_command
 from appliance.demo import seed_bench
 from appliance.messages import create_message
 from appliance.models import School
@@ -126,8 +126,9 @@ class Blast:
     """bench/blast.py (our MTA only) in a subprocess, its output echoed until it is stopped."""
 
     def __init__(self, guardians: int):
-        self.process = subprocess.Popen(
-            [sys.executable, str(Path(__file__).with_name("blast.py")), "--postfix-messages", "0",
+        self.process = subprocess.Popen(   # at the MTA's production priority (below the web UI)
+            ["nice", "-n", str(MTA_NICE), sys.executable, str(Path(__file__).with_name("blast.py")),
+             "--postfix-messages", "0",
              "--guardians", str(guardians)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
             env=dict(os.environ, PYTHONUNBUFFERED="1"))    # its lines as they come, not when it ends

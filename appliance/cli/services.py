@@ -34,6 +34,12 @@ def health_command(app) -> None:
     sys.exit(0 if status["ok"] else 1)
 
 
+# The MTA yields the CPU to the pages: during a blast its signing would otherwise take both
+# cores and the staff UI and CoCo-net would queue behind it. It still gets all idle CPU.
+# systemd/renraku-mta.service sets the same Nice= (a unit test compares them).
+MTA_NICE = 10
+
+
 def gunicorn_command(app) -> list[str]:
     """Return the gunicorn command line for the web UI, from the [web] settings."""
     web = app.config["web"]
@@ -55,7 +61,7 @@ def service_commands(app) -> dict[str, list[str]]:
     me = [sys.executable, "-m", "appliance", "--data-dir", str(app.data_dir)]
     return {
         "sink": me + ["mta", "sink"],
-        "mta": me + ["mta", "run"],
+        "mta": ["nice", "-n", str(MTA_NICE), *me, "mta", "run"],
         "worker": me + ["worker"],
         "push": me + ["push", "run"],
         "web": me + ["web"],

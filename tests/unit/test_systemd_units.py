@@ -9,6 +9,7 @@ import click
 import pytest
 
 from appliance.cli import main
+from appliance.cli.services import MTA_NICE
 
 UNITS = sorted((Path(__file__).resolve().parents[2] / "systemd").glob("*.service"))
 INSTALLED_BIN = "/opt/renraku/venv/bin/"
@@ -44,3 +45,8 @@ def test_appliance_commands_in_units_exist(unit):
             break
         command = command.get_command(context, word)
         assert command is not None, f"{unit.name}: no command {word!r}"
+
+
+def test_the_mta_unit_runs_below_the_web_ui_as_serve_does():
+    unit = next(u for u in UNITS if u.name == "renraku-mta.service").read_text(encoding="utf-8")
+    assert f"\nNice={MTA_NICE}\n" in unit
