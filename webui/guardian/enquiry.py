@@ -14,14 +14,14 @@ from appliance.models import School
 from webui import capability
 from webui.access import PUBLIC, access
 from webui.guardian import bp
-from webui.guardian.register import _page
+from webui.guardian.register import render_page
 
 ENQUIRIES = ratelimit.Limit("enquiry", 5, 3600)
 
 
 def _form(status: int = 200, **context):
     schools = list(School.select(School.id, School.name).order_by(School.name))
-    return _page("guardian/enquiry.html", status, schools=schools, **{"form": {}, **context})
+    return render_page("guardian/enquiry.html", status, schools=schools, **{"form": {}, **context})
 
 
 @bp.get("/help")
@@ -43,4 +43,4 @@ def enquiry_create():
                                  school_id=form.get("school", ""), body=form.get("body", ""))
     except InvalidInput as refused:
         return _form(400, form=form, error=str(refused))
-    return _page("guardian/enquiry.html", sent=True)
+    return render_page("guardian/enquiry.html", sent=True)

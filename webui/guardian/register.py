@@ -30,7 +30,8 @@ RELATIONSHIPS = {"母": _l("母"), "父": _l("父"), "祖母": _l("祖母"), "�
 assert tuple(RELATIONSHIPS) == registration.RELATIONSHIPS
 
 
-def _page(template: str, status: int = 200, **context):
+def render_page(template: str, status: int = 200, **context):
+    """A public guardian page (no sign-in) in the browser's language, private and never stored."""
     locale = request.accept_languages.best_match(("ja", "en"), default="ja")
     with force_locale(locale):
         html = render_template(template, relationships=RELATIONSHIPS, **context)
@@ -54,7 +55,7 @@ def registration_new(entry_code: str = ""):
             found = registration.find_code(g.appliance, entry_code, client=_client(), limiter=capability.limiter())
         except InvalidInput as refused:
             error = str(refused)
-    return _page("guardian/register.html", code=entry_code, found=found, code_error=error, form={})
+    return render_page("guardian/register.html", code=entry_code, found=found, code_error=error, form={})
 
 
 @bp.post("/e/")
@@ -67,10 +68,10 @@ def registration_create():
                                      form.get("relationship", ""), form.get("address", ""), client=_client(),
                                      limiter=capability.limiter())
     except registration.CodeRefused as refused:
-        return _page("guardian/register.html", 400, code=form.get("code", ""), code_error=str(refused), form=form)
+        return render_page("guardian/register.html", 400, code=form.get("code", ""), code_error=str(refused), form=form)
     except InvalidInput as refused:
-        return _page("guardian/register.html", 400, code=form.get("code", ""), error=str(refused), form=form)
-    return _page("guardian/register_sent.html")
+        return render_page("guardian/register.html", 400, code=form.get("code", ""), error=str(refused), form=form)
+    return render_page("guardian/register_sent.html")
 
 
 @bp.get("/e/ok/<token>")
@@ -92,15 +93,15 @@ def registration_link_update(token: str):
                               relationship=request.form.get("relationship", ""))
     except InvalidInput as refused:
         return _link_page(token, 400, error=str(refused), form=request.form)
-    return _page("guardian/register_link.html", completed=True)
+    return render_page("guardian/register_link.html", completed=True)
 
 
 def _link_page(token: str, status: int = 200, **context):
     try:
         shown = registration.pending(g.appliance, token)
     except InvalidInput as refused:     # done, replaced by a newer mail, or the code went meanwhile
-        return _page("guardian/register_link.html", 409 if status == 200 else status, closed=str(refused))
-    return _page("guardian/register_link.html", status, shown=shown, token=token,
+        return render_page("guardian/register_link.html", 409 if status == 200 else status, closed=str(refused))
+    return render_page("guardian/register_link.html", status, shown=shown, token=token,
                  link_form_token=capability.form_token(LINK_PURPOSE, token), **{"form": {}, **context})
 
 
