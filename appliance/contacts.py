@@ -273,6 +273,15 @@ def confirm_contact(app, contact_id: str) -> bool:
                     (ContactPoint.id == contact_id) & (ContactPoint.status == "active")).exists()
 
 
+def active_twin(contact_id: str) -> ContactPoint | None:
+    """Return another guardian's active contact point holding the same value as this one (oldest first), if any."""
+    point = ContactPoint.get_by_id(contact_id)
+    return (ContactPoint.select().where((ContactPoint.kind == point.kind) & (ContactPoint.lookup == point.lookup)
+                                        & (ContactPoint.guardian != point.guardian_id)
+                                        & (ContactPoint.status == "active"))
+            .order_by(ContactPoint.created_at, ContactPoint.id).first())
+
+
 def remove_contact(app, guardian_id: str, contact_id: str) -> None:
     """Remove one of the guardian's contact points; its slot is free again, its past deliveries stay."""
     with db.write():

@@ -30,11 +30,12 @@ from appliance.models import CapabilityToken
 # sheet, so it must outlive a school year; the page it opens shows nothing until the
 # school opens an event.
 # System mails' links (appliance/system_mail.py): a sign-in link is short-lived and
-# used once; an address confirmation waits a week for a guardian who reads mail rarely.
+# used once; an address confirmation (and a registration's link, appliance/registration.py)
+# waits a week for a guardian who reads mail rarely.
 LIFETIMES = {"read": timedelta(days=90), "unsubscribe": timedelta(days=90), "coconet": timedelta(days=400),
-             "signin": timedelta(hours=1), "confirm": timedelta(days=7)}
+             "signin": timedelta(hours=1), "confirm": timedelta(days=7), "register": timedelta(days=7)}
 PATHS = {"read": "r", "unsubscribe": "u", "coconet": "c",    # links are <[web] base_url>/<path>/<token>
-         "signin": "p/in", "confirm": "p/confirm"}
+         "signin": "p/in", "confirm": "p/confirm", "register": "e/ok"}
 MAX_LENGTH = 64       # tokens are 22 characters; longer input is refused before hashing
 
 _FIELDS = [CapabilityToken.id, CapabilityToken.token_hash, CapabilityToken.scope, CapabilityToken.guardian,

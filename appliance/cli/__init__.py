@@ -9,7 +9,7 @@ from importlib.metadata import entry_points
 
 import click
 
-from appliance.cli import messages, ops, push, roster, sample, services
+from appliance.cli import messages, ops, push, registration, roster, sample, services
 from appliance.cli.common import CliState
 
 
@@ -22,7 +22,7 @@ def main(ctx: click.Context, data_dir: str | None) -> None:
     ctx.obj = CliState(data_dir)
 
 
-for module in (ops, roster, messages, sample, services, push):
+for module in (ops, roster, messages, sample, services, push, registration):
     for command in module.COMMANDS:
         main.add_command(command)
 

@@ -4,6 +4,7 @@ from appliance.models.coconet import CoconetCheck, CoconetEvent, CoconetNotice, 
 from appliance.models.facts import AuditEntry, DeliveryResult, Receipt, SurveyAnswer
 from appliance.models.guardian import ContactPoint, Guardian, GuardianLink
 from appliance.models.message import Attachment, Delivery, Message, NoticeTemplate, Recipient, SurveyQuestion
+from appliance.models.registration import Enquiry, Registration, RegistrationCode
 from appliance.models.reply import Reply, ReplyFile
 from appliance.models.roster import Membership, Student, StudentGroup
 from appliance.models.school import School, StaffAssignment, StaffUser
@@ -14,6 +15,7 @@ ALL_MODELS = [
     ContactPoint, Message, NoticeTemplate, SurveyQuestion, Attachment, Recipient, Delivery,
     DeliveryResult, Receipt, SurveyAnswer, AuditEntry, CapabilityToken,
     CoconetEvent, CoconetState, CoconetPickup, CoconetNotice, CoconetCheck, Reply, ReplyFile,
+    RegistrationCode, Registration, Enquiry,
 ]
 
 __all__ = [m.__name__ for m in ALL_MODELS] + ["ALL_MODELS", "BaseModel"]

@@ -17,5 +17,5 @@ def load_user():
 
 
 from webui.admin import (  # noqa: E402,F401  (views register on bp)
-    account, audit_log, compose, guardians, home, messages, notices, replies, roster, schools, settings,
-    staff_accounts, system)
+    account, audit_log, compose, enquiries, guardians, home, messages, notices, registration_sheets, replies, roster,
+    schools, settings, staff_accounts, system)

@@ -23,4 +23,4 @@ def guardian_headers(response):
     return response
 
 
-from webui.guardian import message, portal  # noqa: E402,F401  (views register on bp)
+from webui.guardian import enquiry, message, portal, register  # noqa: E402,F401  (views register on bp)
