@@ -32,7 +32,8 @@ from appliance.models import CapabilityToken
 # System mails' links (appliance/system_mail.py): a sign-in link is short-lived and
 # used once; an address confirmation waits a week for a guardian who reads mail rarely.
 LIFETIMES = {"read": timedelta(days=90), "unsubscribe": timedelta(days=90), "coconet": timedelta(days=400),
-             "signin": timedelta(hours=1), "confirm": timedelta(days=7)}
+             "signin": timedelta(hours=1), "confirm": timedelta(days=7),
+             "reply": timedelta(days=90)}     # a mail reply's address (appliance/mail.py reply_address)
 PATHS = {"read": "r", "unsubscribe": "u", "coconet": "c",    # links are <[web] base_url>/<path>/<token>
          "signin": "p/in", "confirm": "p/confirm"}
 MAX_LENGTH = 64       # tokens are 22 characters; longer input is refused before hashing
