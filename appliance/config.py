@@ -62,6 +62,13 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "iso2022jp_domains": [],        # feature-phone domains that need ISO-2022-JP mail
         "domains": {},                  # per-domain limit overrides, see mta/policy.py
         "status_file": "run/mta-status.json",   # the running MTA's own view, for status and health
+        # Inbound SMTP (mta/inbound.py: bounces, replies, empty-mail registration), started by
+        # `appliance mta run` when set and by `appliance mta inbound`. Loopback for development;
+        # production binds port 25 on the public address ("0.0.0.0:25"); empty: not started by `mta run`.
+        "inbound_bind": "127.0.0.1:2526",
+        "inbound_max_bytes": 2 * 1024 * 1024,   # a reply's 1 MB of files is ~1.4 MB in base64, plus text
+        "inbound_max_connections": 10,          # at once per client address
+        "inbound_timeout": 120,                 # seconds a client may stay silent
     },
     "ratelimit": {
         "path": "ratelimit.db",         # counters against guessing, local to the site (appliance/ratelimit.py)

@@ -17,6 +17,7 @@ can be; body lines of 76 (base64) or at most ~900 bytes (ISO-2022-JP), never 998
 """
 from __future__ import annotations
 
+import base64
 import binascii
 import re
 import unicodedata
@@ -42,9 +43,11 @@ TEXT = {
     "greeting": "{name} 様",
     "children": "（{names}さんの保護者様）",
     "children_joiner": "さん、",
-    "reply": "■このお知らせには返信が必要です。下のリンクのページから返信してください。",
+    "reply": "■このお知らせには返信が必要です。このメールに返信するか、下のリンクのページから返信してください"
+             "（写真・PDFは合計1MBまで）。",
     "read": "■下のリンクを押すと学校に「読みました」と伝わります。",
     "footer": "-- \n{school}\nこのメールは送信専用のアドレスから送っています。このメールに返信しても学校には届きません。",
+    "footer_reply": "-- \n{school}\nこのメールへの返信は学校に届きます。",
 }
 
 _FOLD = 78
@@ -110,14 +113,18 @@ class MessageTemplate:
         if not self.system:
             middle.append(TEXT["read"])
         self._middle = _crlf("\n".join(middle) + "\n")
-        self._footer = _crlf(TEXT["footer"].format(school=school.name) + "\n")
+        self.takes_replies = bool(message.reply_needed) and not self.system
+        footer = TEXT["footer_reply" if self.takes_replies else "footer"]
+        self._footer = _crlf(footer.format(school=school.name) + "\n")
         if charset == JIS:
             self._middle_jis, self._footer_jis = _jis_lines(self._middle), _jis_lines(self._footer)
 
     def render(self, guardian_id: str, guardian_name: str, children: Sequence[str], addresses: Sequence[str],
-               read_token: str | None, unsubscribe_token: str | None = None) -> bytes:
+               read_token: str | None, unsubscribe_token: str | None = None, reply_token: str | None = None) -> bytes:
         """Return one guardian's mail, To all of the given addresses, as wire bytes (CRLF)."""
         head = [self._from]
+        if reply_token is not None and self.takes_replies:
+            head.append(f"Reply-To: <{reply_address(reply_token, self.bounce_domain)}>")
         if addresses:
             head.append(_fold_list("To", [_mailbox(a) for a in addresses]))
         head += [self._head_mid, f"Message-ID: <{self.message_id}.{guardian_id}@{self.domain}>", self._head_end]
@@ -140,10 +147,33 @@ class MessageTemplate:
 
 def render_guardian_mail(app, message: Message, guardian_id: str, guardian_name: str, children: Sequence[str],
                          addresses: Sequence[str], read_token: str, unsubscribe_token: str | None = None, *,
-                         charset: str = UTF8, attachments: Sequence = ()) -> bytes:
+                         charset: str = UTF8, attachments: Sequence = (), reply_token: str | None = None) -> bytes:
     """Render a single guardian's mail (batches build one MessageTemplate per message instead)."""
     return MessageTemplate(app, message, charset, attachments).render(
-        guardian_id, guardian_name, children, addresses, read_token, unsubscribe_token)
+        guardian_id, guardian_name, children, addresses, read_token, unsubscribe_token, reply_token)
+
+
+REPLY_PREFIX = "reply+"
+
+
+def reply_address(token: str, domain: str) -> str:
+    """The address a guardian's mail reply goes to: the reply token, in base32 so that case-folding mailers keep it."""
+    raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    return f"{REPLY_PREFIX}{base64.b32encode(raw).decode().rstrip('=').lower()}@{domain}"
+
+
+def reply_token(local_part: str) -> str | None:
+    """The reply token a reply address's local part carries, or None when it carries none."""
+    if not local_part.lower().startswith(REPLY_PREFIX):
+        return None
+    encoded = local_part[len(REPLY_PREFIX):].upper()
+    if len(encoded) != 26 or not encoded.isalnum() or not encoded.isascii():
+        return None
+    try:
+        raw = base64.b32decode(encoded + "======")
+    except binascii.Error:
+        return None
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
 @dataclass(frozen=True)
@@ -175,6 +205,8 @@ def render_deliveries(app, deliveries: Iterable[Delivery]) -> list[RenderedMail]
         links.update(tokens.issue_tokens(app, scope, [p for p in pairs if link_scope(messages[p[1]]) == scope]))
     unsubscribe = tokens.issue_tokens(app, "unsubscribe", [p for p in pairs if messages[p[1]].priority != "emergency"
                                                            and messages[p[1]].kind != "system"])
+    replies = tokens.issue_tokens(app, "reply", [p for p in pairs if messages[p[1]].reply_needed
+                                                 and messages[p[1]].kind != "system"])
     children = {message_id: _children_by_guardian(message, [g for g, m in pairs if m == message_id])
                 for message_id, message in messages.items()}
     templates: dict[tuple[str, str], MessageTemplate] = {}
@@ -187,7 +219,8 @@ def render_deliveries(app, deliveries: Iterable[Delivery]) -> list[RenderedMail]
         envelopes = [(d.id, addresses[d.contact_id]) for d in group]
         data = templates[(message_id, charset)].render(
             guardian_id, name, children[message_id].get(guardian_id, []), [a for _, a in envelopes],
-            links.get((guardian_id, message_id)), unsubscribe.get((guardian_id, message_id)))
+            links.get((guardian_id, message_id)), unsubscribe.get((guardian_id, message_id)),
+            replies.get((guardian_id, message_id)))
         mails.append(RenderedMail(data, envelopes))
     return mails
 

@@ -33,7 +33,8 @@ from appliance.models import CapabilityToken
 # used once; an address confirmation (and a registration's link, appliance/registration.py)
 # waits a week for a guardian who reads mail rarely.
 LIFETIMES = {"read": timedelta(days=90), "unsubscribe": timedelta(days=90), "coconet": timedelta(days=400),
-             "signin": timedelta(hours=1), "confirm": timedelta(days=7), "register": timedelta(days=7)}
+             "signin": timedelta(hours=1), "confirm": timedelta(days=7), "register": timedelta(days=7),
+             "reply": timedelta(days=90)}     # a mail reply's address (appliance/mail.py reply_address)
 PATHS = {"read": "r", "unsubscribe": "u", "coconet": "c",    # links are <[web] base_url>/<path>/<token>
          "signin": "p/in", "confirm": "p/confirm", "register": "e/ok"}
 MAX_LENGTH = 64       # tokens are 22 characters; longer input is refused before hashing

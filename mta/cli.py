@@ -12,12 +12,13 @@ from appliance.dkim_keys import ascii_domain, rsa_key_path
 from appliance.dns_records import dkim_records, dns_records, zone_text
 from mta import service
 from mta.dkim import make_keys
+from mta.inbound import controller_for
 from mta.sink import read_captured, start_sink
 
 
 @click.group("mta")
 def mta() -> None:
-    """Mail transfer: the capture sink (the own MTA arrives with its issue)."""
+    """Mail transfer: the outbound MTA, inbound SMTP, the demo's capture sink."""
 
 
 @mta.command("sink")
@@ -50,10 +51,35 @@ def sink_list(app, limit: int) -> None:
 @mta.command("run")
 @pass_app
 def mta_run(app) -> None:
-    """Run the outbound MTA until stopped: delivers due mail directly, DKIM-signed."""
-    with service.outbound_for(app) as outbound:
-        counts = service.run_until_signalled(outbound)
+    """Run the MTA until stopped: delivers due mail directly, DKIM-signed; inbound SMTP beside it ([mta] inbound_bind)."""
+    inbound = controller_for(app) if app.config["mta"]["inbound_bind"] else None
+    if inbound is not None:
+        inbound.start()
+    try:
+        with service.outbound_for(app) as outbound:
+            counts = service.run_until_signalled(outbound)
+    finally:
+        if inbound is not None:
+            inbound.stop()
     emit_json(counts)
+
+
+@mta.command("inbound")
+@click.option("--bind", help="host:port to listen on (default: [mta] inbound_bind).")
+@pass_app
+def mta_inbound(app, bind: str | None) -> None:
+    """Run the inbound SMTP server until stopped: bounces, guardians' replies, empty-mail registration."""
+    bind = bind or app.config["mta"]["inbound_bind"]
+    if not bind:
+        raise click.UsageError("[mta] inbound_bind が空です。--bind host:port を指定してください")
+    controller = controller_for(app, bind=bind)
+    controller.start()
+    click.echo(f"inbound SMTP on {bind}", err=True)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    stop.wait()
+    controller.stop()
 
 
 @mta.command("flush")

@@ -59,11 +59,12 @@ class Site:
 
     def __init__(self, data_dir: Path):
         self.data_dir = data_dir
-        web, sink = free_port(), free_port()
+        web, sink, inbound = free_port(), free_port(), free_port()
         self.base_url = f"http://127.0.0.1:{web}"
         self.env = dict(os.environ, APPLIANCE_DATA_DIR=str(data_dir),
                         APPLIANCE_WEB__BIND=f"127.0.0.1:{web}", APPLIANCE_WEB__BASE_URL=self.base_url,
-                        APPLIANCE_WEB__WORKERS="2", APPLIANCE_SINK__BIND=f"127.0.0.1:{sink}")
+                        APPLIANCE_WEB__WORKERS="2", APPLIANCE_SINK__BIND=f"127.0.0.1:{sink}",
+                        APPLIANCE_MTA__INBOUND_BIND=f"127.0.0.1:{inbound}")
         self.server: subprocess.Popen | None = None
 
     def run(self, *args: str, check: bool = True, stdin: bytes | None = None) -> subprocess.CompletedProcess:

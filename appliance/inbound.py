@@ -1,0 +1,276 @@
+"""Mail that comes to the appliance: which of its addresses it is for, and what that address does with it.
+
+The inbound SMTP server (mta/inbound.py) asks :meth:`Router.check_recipient` at RCPT
+and :meth:`Router.route_mail` at DATA, and gives its 250 only after route_mail has
+returned, that is after everything it stores is committed. Refusals are
+:class:`appliance.mime.MailRefused` with a reason; the server maps reasons to SMTP
+replies in one place.
+
+Addresses (local parts are case-insensitive; domains are the mail domain and the
+bounce domain, nothing else: never a relay):
+
+- ``b-<delivery id>@``: the VERP envelope sender of each delivery (mta/outbound.py).
+  Bounces are read by :mod:`appliance.bounces`; a failed report is recorded against
+  the delivery with the outbound rules (``deliveries.record_outcomes``: the fact, the
+  delivery's state, and the address suspended after bounces on several messages).
+  Delays and auto-replies are accepted and dropped.
+- ``reply+<token>@``: the Reply-To of a mail that needs a reply (appliance/mail.py).
+  The token alone says which guardian and message; the From header is never used to
+  decide who wrote. Stored through ``replies.record_reply(via="mail")`` with its
+  files and this server's own Authentication-Results (DKIM checked here; SPF is not
+  checked yet: no SPF library is installed, and the record says ``spf=none``).
+- ``entry-<code>@`` the mail domain: empty-mail registration. The router calls the
+  injected ``register(app, code, address)`` (contract below).
+- ``unsubscribe@``: named by the List-Unsubscribe header, but the appliance has no
+  unsubscribe function yet, so it is refused with a pointer to the school.
+- anything else: 550.
+
+The registration callable, ``register(app, code: str, address: str) -> str``: ``code``
+is the local part after ``entry-`` as the guardian typed it (ASCII letters and
+digits, 4 to 32, case kept); ``address`` is the sender's address from the From
+header (the envelope sender when From has none), the one the registration link
+goes to: mailing the link there is what proves the address, so a forged From only
+sends the link to its real owner. It does its work in its own committed
+transaction(s) and returns a short outcome word for the log ("sent", ...). It raises
+InvalidInput (Japanese message) for a code that is unknown, expired, used or locked:
+the router answers 550 with that message, so the guardian's own mail server tells
+them (no mail of ours goes to an address nobody confirmed). Failed codes are also
+counted per client address (ENTRY_GUESSES); past the limit the answer is a
+temporary 450 before the callable is asked. Any other exception is a temporary
+failure (451): the sender retries.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.message import Message
+from email.utils import getaddresses
+
+import dkim
+
+from appliance import attachments, bounces, deliveries, mime, replies, tokens
+from appliance.errors import InvalidInput, NotFound
+from appliance.mail import reply_token
+from appliance.mime import MailRefused
+from appliance.registration import register_by_mail
+from appliance.models import Delivery
+from appliance.ratelimit import Limit, RateLimiter
+
+log = logging.getLogger(__name__)
+
+Register = Callable[[object, str, str], str]
+ENTRY_GUESSES = Limit("entry-client", 20, 3600)     # failed registration codes per client address
+
+_BOUNCE = re.compile(r"b-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")
+_ENTRY = re.compile(r"entry-([A-Za-z0-9]{4,32})")
+_ADDRESS_TEXT = re.compile(r"[^\s<>@]+@[^\s<>@]+")
+_QUOTE_START = re.compile(r"^(-{2,}\s*(original message|元のメッセージ|転送メッセージ)|"
+                          r"on .{0,200} wrote:|\d{4}[年/-].{0,100}(wrote|書きました|のメッセージ)[:：]?)\s*-*\s*$",
+                          re.I | re.M)
+_ARCHIVE_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"Rar!", b"7z\xbc\xaf\x27\x1c", b"\x1f\x8b", b"BZh", b"\xfd7zXZ",
+                  b"MSCF")
+_ARCHIVE_TYPES = re.compile(r"zip|rar|7z|tar|gzip|bzip|x-xz|lzh|lha|compress|cab|java-archive", re.I)
+_ARCHIVE_NAMES = re.compile(r"\.(zip|rar|7z|tar|gz|tgz|bz2|xz|lzh|lha|cab|jar)$", re.I)
+_SKIPPED_TYPES = ("application/pkcs7-signature", "application/x-pkcs7-signature", "application/pgp-signature")
+
+_NO_SUCH = "このアドレスは存在しません。学校からのメールに返信するか、学校にお問い合わせください。"
+_ARCHIVE = "圧縮ファイル（zip など）は受け付けていません。写真かPDFをそのまま添付してください。"
+
+
+@dataclass(frozen=True)
+class Route:
+    """What one of the appliance's addresses is for, and the key its local part carries."""
+
+    kind: str     # bounce, reply, entry
+    key: str      # the delivery id, the reply token, the registration code
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the router did with an accepted mail (for the log and the 250's text)."""
+
+    kind: str         # bounce, reply, entry, ignored
+    detail: str = ""
+
+
+class Router:
+    """Routes inbound mail by recipient; holds the injected registration step and DKIM's DNS look-up."""
+
+    def __init__(self, app, *, register: Register = register_by_mail, dns_txt: Callable | None = None,
+                 limiter: RateLimiter | None = None):
+        self.app = app
+        self.register = register
+        self.dns_txt = dns_txt
+        self.limiter = limiter
+        mail_domain = app.config["mail"]["domain"].lower()
+        self.mail_domain = mail_domain
+        self.domains = {mail_domain, (app.config["mta"]["bounce_domain"] or mail_domain).lower()}
+        self.authserv_id = app.config["mta"]["helo_name"] or mail_domain
+
+    def parse_recipient(self, address: str) -> Route:
+        """The route of a recipient address from its text alone (no database): 550 for other domains or names."""
+        local, _, domain = address.strip().strip("<>").rpartition("@")
+        if domain.lower().rstrip(".") not in self.domains:
+            raise MailRefused("relay", "このサーバーは他のドメイン宛てのメールを中継しません。")
+        bounce, entry = _BOUNCE.fullmatch(local.lower()), _ENTRY.fullmatch(local)
+        token = reply_token(local)
+        if bounce:
+            return Route("bounce", bounce[1])
+        if token is not None:
+            return Route("reply", token)
+        if entry and domain.lower().rstrip(".") == self.mail_domain:
+            return Route("entry", entry[1])
+        if local.lower() == "unsubscribe":
+            raise MailRefused("unavailable", "メールでの配信停止はまだできません。学校にお問い合わせください。")
+        raise MailRefused("recipient", _NO_SUCH)
+
+    def check_recipient(self, address: str) -> Route:
+        """The route of a recipient, checked against the database where it names something (blocking: run in a thread)."""
+        route = self.parse_recipient(address)
+        if route.kind == "bounce" and not Delivery.select().where(Delivery.id == route.key).exists():
+            raise MailRefused("recipient", _NO_SUCH)
+        if route.kind == "reply":
+            try:
+                tokens.resolve_token(self.app, route.key, "reply")
+            except NotFound:
+                raise MailRefused("recipient", "このアドレスへの返信の受付は終わったか、アドレスが正しくありません。"
+                                               "学校からのメールのリンクのページから返信してください。") from None
+        return route
+
+    def route_mail(self, envelope_from: str, recipient: str, raw: bytes, peer: str) -> Outcome:
+        """Do what the recipient address is for with the mail; return only when what it stores is committed."""
+        if b"\n" in raw.replace(b"\r\n", b"") or b"\r" in raw.replace(b"\r\n", b""):
+            # A bare LF or CR is how SMTP smuggling hides a second message: refuse rather than guess.
+            raise MailRefused("policy", "改行の形式が正しくないメール（CR/LF 単独）は受け付けていません。")
+        route = self.check_recipient(recipient)
+        if route.kind == "bounce":
+            return self._bounce(route.key, envelope_from, raw)
+        if route.kind == "reply":
+            return self._reply(route.key, raw)
+        return self._entry(route.key, envelope_from, raw, peer)
+
+    def _bounce(self, delivery_id: str, envelope_from: str, raw: bytes) -> Outcome:
+        reports = bounces.parse_bounce(raw, envelope_from)
+        failed = [r for r in reports if r.failed]
+        if not failed:
+            return Outcome("ignored", "delayed" if reports else "not a bounce")
+        delivery = Delivery.get_by_id(delivery_id)
+        report = failed[0]
+        detail = _ADDRESS_TEXT.sub("<address>", f"bounce {report.status} {report.diagnostic}".strip())
+        deliveries.record_outcomes(self.app, {delivery_id: delivery},
+                                   [deliveries.Outcome(delivery_id, "bounced", detail)])
+        return Outcome("bounce", report.status)
+
+    def _reply(self, token: str, raw: bytes) -> Outcome:
+        message = mime.parse(raw)
+        if (message.get("Auto-Submitted") or "no").strip().lower() != "no":
+            return Outcome("ignored", "auto-submitted")     # vacation notices are not replies
+        body, files = read_reply(message)
+        try:
+            grant = tokens.resolve_token(self.app, token, "reply")
+        except NotFound as exc:
+            raise MailRefused("recipient", str(exc)) from None
+        auth = self.authentication_results(raw, message)
+        try:
+            reply = replies.record_reply(self.app, grant.message_id, grant.guardian_id, body, files, via="mail",
+                                         auth_results=auth)
+        except NotFound as exc:
+            raise MailRefused("recipient", str(exc)) from None
+        except InvalidInput as exc:
+            raise MailRefused("content", str(exc)) from None
+        return Outcome("reply", reply.id)
+
+    def _entry(self, code: str, envelope_from: str, raw: bytes, peer: str) -> Outcome:
+        if not envelope_from:
+            raise MailRefused("policy", "返送メールでは登録できません。")
+        address = sender_address(mime.parse(raw)) or envelope_from
+        if self.limiter is not None and self.limiter.exceeded(ENTRY_GUESSES, peer):
+            raise MailRefused("rate", "登録コードの誤りが続いたため、しばらく受け付けを止めています。"
+                                      "時間をおいて送ってください。")
+        try:
+            result = self.register(self.app, code, address)
+        except InvalidInput as exc:
+            if self.limiter is not None:
+                self.limiter.hit(ENTRY_GUESSES, peer)
+            raise MailRefused("recipient", str(exc)) from None
+        return Outcome("entry", str(result)[:100])
+
+    def authentication_results(self, raw: bytes, message: Message) -> str:
+        """This server's Authentication-Results for a mail (RFC 8601): DKIM per signature, SPF not checked.
+
+        Only domains are written, never an address: the school sees this beside the reply.
+        """
+        results = []
+        signatures = message.get_all("DKIM-Signature") or []
+        for index, signature in enumerate(signatures[:5]):
+            domain = _tag(str(signature), "d")
+            try:
+                kwargs = {"dnsfunc": self.dns_txt} if self.dns_txt else {}
+                verdict = "pass" if dkim.DKIM(raw, timeout=5).verify(idx=index, **kwargs) else "fail"
+            except dkim.DnsTimeoutError:
+                verdict = "temperror"
+            except dkim.ValidationError:     # dkimpy raises for a body changed in transit
+                verdict = "fail"
+            except (dkim.DKIMException, ValueError, IndexError, UnicodeError):
+                verdict = "permerror"
+            except Exception:       # dnspython's own errors (no nameservers, SERVFAIL) pass through dkimpy
+                log.warning("DKIM check failed", exc_info=True)
+                verdict = "temperror"
+            results.append(f"dkim={verdict} header.d={domain or 'unknown'}")
+        if not results:
+            results.append("dkim=none")
+        from_domain = sender_address(message).rpartition("@")[2]
+        results.append("spf=none (not checked)")
+        if from_domain:
+            results.append(f"header.from={from_domain}")
+        return f"{self.authserv_id}; " + "; ".join(results)
+
+
+def _tag(signature: str, name: str) -> str:
+    match = re.search(rf"(?:^|;)\s*{name}\s*=\s*([^;\s]+)", " ".join(signature.split()))
+    return re.sub(r"[^A-Za-z0-9.-]", "", match[1])[:253] if match else ""
+
+
+def sender_address(message: Message) -> str:
+    """The one address in the From header (an address only when it is plainly one), or ''."""
+    found = [address for _, address in getaddresses([mime.header_text(message, "From")]) if "@" in address]
+    return found[0].strip() if len(found) == 1 and _ADDRESS_TEXT.fullmatch(found[0].strip()) else ""
+
+
+def read_reply(message: Message) -> tuple[str, list[tuple[str, bytes]]]:
+    """A reply mail's own text (quoted original cut) and its files; archives refused, sizes checked first."""
+    texts: dict[str, str] = {}
+    files: list[tuple[str, bytes]] = []
+    for part in mime.parts(message):
+        content_type = part.get_content_type()
+        name = mime.filename(part)
+        disposition = (part.get("Content-Disposition") or "").split(";")[0].strip().lower()
+        if content_type in _SKIPPED_TYPES:
+            continue
+        if part.get_content_maintype() == "text" and not name and disposition != "attachment":
+            texts.setdefault(content_type, mime.part_text(part))
+            continue
+        data = part.get_payload(decode=True)
+        if not isinstance(data, bytes) or not data:
+            continue
+        if (data.startswith(_ARCHIVE_MAGIC) and attachments.detect_type(data) is None) \
+                or _ARCHIVE_TYPES.search(content_type) or _ARCHIVE_NAMES.search(name):
+            raise MailRefused("content", _ARCHIVE)
+        files.append((name or "attachment", data))
+    total = sum(len(data) for _, data in files)
+    if total > replies.MAX_FILES_BYTES:
+        raise MailRefused("size", f"添付ファイルは合計{attachments.format_size(replies.MAX_FILES_BYTES)}までです"
+                                  f"（{attachments.format_size(total)}あります）。小さくして送り直してください。")
+    text = texts.get("text/plain", texts.get("text/html", ""))
+    return _own_text(text), files
+
+
+def _own_text(text: str) -> str:
+    """The reply without the quoted mail under it."""
+    cut = _QUOTE_START.search(text)
+    if cut:
+        text = text[:cut.start()]
+    lines = [line for line in text.split("\n") if not line.lstrip().startswith((">", "＞"))]
+    return "\n".join(lines).strip()

@@ -1,0 +1,169 @@
+"""The inbound SMTP server on loopback, driven by smtplib: bounces, replies, size, relaying, entry, smuggling."""
+import smtplib
+import socket
+from email.message import EmailMessage
+
+import pytest
+
+from appliance import contacts, tokens
+from appliance.errors import InvalidInput
+from appliance.mail import reply_address
+from appliance.messages import create_message
+from appliance.models import Delivery, Recipient, Reply
+from mta.inbound import controller_for
+from tests.integration.conftest import free_port
+from tests.unit.guardian_fixtures import PDF, make_families
+from tests.unit.test_inbound import _bounce_to
+
+DOMAIN = "renraku.example"
+
+
+@pytest.fixture
+def families(app):
+    return make_families(app)
+
+
+@pytest.fixture
+def entries():
+    return []
+
+
+@pytest.fixture
+def server(app, families, entries):
+    def register(app_, code, address):
+        if code != "GOOD1234":
+            raise InvalidInput("登録コードが正しくないか、有効期限が切れています。")
+        entries.append((code, address))
+        return "sent"
+
+    port = free_port()
+    controller = controller_for(app, bind=f"127.0.0.1:{port}", register=register)
+    controller.start()
+    yield port
+    controller.stop()
+
+
+def _smtp(port) -> smtplib.SMTP:
+    client = smtplib.SMTP("127.0.0.1", port, timeout=10)
+    client.ehlo("client.example.org")
+    return client
+
+
+def _reply(to: str, *, files=(), sender="taro@example.jp") -> bytes:
+    mail = EmailMessage()
+    mail["From"], mail["To"], mail["Subject"] = sender, to, "Re: 遠足のお知らせ"
+    mail.set_content("申込書を送ります。")
+    for name, data in files:
+        mail.add_attachment(data, maintype="application", subtype="pdf", filename=name)
+    return mail.as_bytes(policy=mail.policy.clone(linesep="\r\n"))
+
+
+def test_bounces_to_verp_addresses_suspend_the_address_after_three_messages(app, families, server, clock):
+    message = families.message
+    for n in range(3):
+        if n:
+            message = create_message(app, families.school, audience="all", subject=f"連絡{n}", body="本文")
+        delivery = (Delivery.select().join(Recipient)
+                    .where((Recipient.guardian == families.hanako.id) & (Delivery.message == message.id)).get())
+        with _smtp(server) as client:
+            client.sendmail("", [f"b-{delivery.id}@{DOMAIN}"], _bounce_to(delivery.id, "docomo.eml"))
+        clock.advance(seconds=1)
+    assert contacts.summarise_contacts([families.hanako.id])[families.hanako.id].suspended == {"email": 1}
+
+
+def test_a_reply_with_a_pdf_is_stored_and_shown_to_the_school(app, families, server, staff, signed_in):
+    pair = (families.taro.id, families.message.id)
+    address = reply_address(tokens.issue_tokens(app, "reply", [pair])[pair], DOMAIN)
+    with _smtp(server) as client:
+        client.sendmail("taro@example.jp", [address], _reply(address, files=[("申込書.pdf", PDF)]))
+    [reply] = Reply.select()
+    assert (reply.guardian_id, reply.via) == (families.taro.id, "mail")
+    page = signed_in("op").get(f"/admin/s/{families.school.code}/messages/{families.message.id}/replies")
+    html = page.get_data(as_text=True)
+    assert "申込書を送ります。" in html and "申込書.pdf" in html and "taro@example.jp" not in html
+
+
+def test_an_oversize_mail_is_refused_at_data_in_japanese(app, families, server):
+    pair = (families.taro.id, families.message.id)
+    address = reply_address(tokens.issue_tokens(app, "reply", [pair])[pair], DOMAIN)
+    too_big = _reply(address, files=[("big.pdf", PDF + b"0" * (app.config["mta"]["inbound_max_bytes"]))])
+    with _smtp(server) as client:
+        client.esmtp_features.pop("size", None)      # do not declare it: the server must stop it at DATA
+        with pytest.raises(smtplib.SMTPDataError) as refused:
+            client.sendmail("taro@example.jp", [address], too_big)
+    assert refused.value.smtp_code == 552
+    assert "1MB" in refused.value.smtp_error.decode() and "大きすぎます" in refused.value.smtp_error.decode()
+    with _smtp(server) as client:      # just over a reply's 1 MB of files, under the SMTP limit: also 552
+        with pytest.raises(smtplib.SMTPDataError) as files_too_big:
+            client.sendmail("taro@example.jp", [address], _reply(address, files=[("a.pdf", PDF + b"0" * 1024 * 1024)]))
+    assert files_too_big.value.smtp_code == 552 and "MBまで" in files_too_big.value.smtp_error.decode()
+    with _smtp(server) as client:      # declared with SIZE=: refused at MAIL, in Japanese too
+        with pytest.raises(smtplib.SMTPSenderRefused) as declared:
+            client.sendmail("taro@example.jp", [address], too_big)
+    assert declared.value.smtp_code == 552 and "大きすぎます" in declared.value.smtp_error.decode()
+    assert Reply.select().count() == 0
+
+
+def test_relaying_and_unknown_addresses_are_refused_at_rcpt(server):
+    with _smtp(server) as client:
+        client.mail("spammer@example.org")
+        assert client.rcpt("victim@example.com")[0] == 550
+        assert client.rcpt(f"nobody@{DOMAIN}")[0] == 550
+
+
+def test_one_recipient_per_transaction(app, families, server):
+    delivery = Delivery.select().first()
+    with _smtp(server) as client:
+        client.mail("")
+        assert client.rcpt(f"b-{delivery.id}@{DOMAIN}")[0] == 250
+        assert client.rcpt(f"b-{delivery.id}@{DOMAIN}")[0] == 452
+
+
+def test_an_empty_mail_calls_the_injected_registration(server, entries):
+    empty = b"From: taro@docomo.ne.jp\r\nTo: entry-GOOD1234@renraku.example\r\nSubject: \r\n\r\n"
+    with _smtp(server) as client:
+        client.sendmail("taro@docomo.ne.jp", [f"entry-GOOD1234@{DOMAIN}"], empty)
+        with pytest.raises(smtplib.SMTPDataError) as refused:
+            client.sendmail("taro@docomo.ne.jp", [f"entry-WRONG999@{DOMAIN}"], empty)
+    assert entries == [("GOOD1234", "taro@docomo.ne.jp")]
+    assert refused.value.smtp_code == 550 and "登録コード" in refused.value.smtp_error.decode()
+
+
+def test_smuggled_second_message_is_neither_ended_early_nor_stored(app, families, server):
+    """SMTP smuggling: <LF>.<LF> does not end DATA, and the message carrying it is refused whole."""
+    pair = (families.taro.id, families.message.id)
+    address = reply_address(tokens.issue_tokens(app, "reply", [pair])[pair], DOMAIN)
+    with socket.create_connection(("127.0.0.1", server), timeout=10) as sock:
+        stream = sock.makefile("rwb")
+
+        def say(line: bytes) -> bytes:
+            stream.write(line)
+            stream.flush()
+            reply = stream.readline()
+            while reply[3:4] == b"-":
+                reply = stream.readline()
+            return reply
+
+        assert stream.readline().startswith(b"220")
+        assert say(b"EHLO client.example.org\r\n").startswith(b"250")
+        assert say(b"MAIL FROM:<taro@example.jp>\r\n").startswith(b"250")
+        assert say(f"RCPT TO:<{address}>\r\n".encode()).startswith(b"250")
+        assert say(b"DATA\r\n").startswith(b"354")
+        smuggled = (b"Subject: hi\r\n\r\nhello\n.\nMAIL FROM:<x@example.org>\nRCPT TO:<" + address.encode()
+                    + b">\nDATA\nforged\r\n.\r\n")
+        assert say(smuggled).startswith(b"550")
+        assert say(b"QUIT\r\n").startswith(b"221")
+    assert Reply.select().count() == 0
+
+
+def test_too_many_connections_from_one_client_get_421(app, server):
+    limit = app.config["mta"]["inbound_max_connections"]
+    open_ = [_smtp(server) for _ in range(limit)]
+    try:
+        with socket.create_connection(("127.0.0.1", server), timeout=10) as extra:
+            assert extra.recv(100).startswith(b"421")
+    finally:
+        for client in open_:
+            client.close()
+    with _smtp(server) as client:      # freed again
+        assert client.noop()[0] == 250

@@ -1,0 +1,254 @@
+"""Inbound mail routing (appliance/inbound.py): bounces, replies matched by token, empty-mail entry, bad input."""
+import base64
+import email
+from email.message import EmailMessage
+from pathlib import Path
+
+import dkim
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from appliance import contacts, tokens
+from appliance.errors import InvalidInput
+from appliance.inbound import Router
+from appliance.mail import render_deliveries, reply_address, reply_token
+from appliance.mime import MailRefused
+from appliance.messages import create_message
+from appliance.models import Delivery, DeliveryResult, Recipient, Reply, ReplyFile
+from appliance.ratelimit import open_limiter
+from tests.unit.guardian_fixtures import PDF, PNG, make_families
+
+SAMPLES = Path(__file__).parent / "samples" / "bounces"
+DOMAIN = "renraku.example"
+
+
+@pytest.fixture
+def families(app):
+    return make_families(app)
+
+
+def _reply_to(app, families, guardian) -> str:
+    token = tokens.issue_tokens(app, "reply", [(guardian.id, families.message.id)])[(guardian.id, families.message.id)]
+    return reply_address(token, DOMAIN)
+
+
+def _mail(to: str, body: str = "参加します。", *, sender: str = "taro@example.jp", files=(), headers=None) -> bytes:
+    mail = EmailMessage()
+    mail["From"] = sender
+    mail["To"] = to
+    mail["Subject"] = "Re: 遠足のお知らせ"
+    for name, value in (headers or {}).items():
+        mail[name] = value
+    mail.set_content(body)
+    for name, data, maintype, subtype in files:
+        mail.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
+    return mail.as_bytes(policy=mail.policy.clone(linesep="\r\n"))
+
+
+def _bounce_to(delivery_id: str, sample: str) -> bytes:
+    raw = (SAMPLES / sample).read_bytes()
+    return raw.replace(b"b-0190f3a2-7c4e-7d10-9a6b-3c2f1e0d9b8a", f"b-{delivery_id}".encode())
+
+
+def test_reply_needed_mail_carries_a_per_guardian_reply_address(app, families):
+    mails = render_deliveries(app, Delivery.select())
+    reply_tos = {email.message_from_bytes(m.data)["Reply-To"] for m in mails}
+    assert len(reply_tos) == 2 and all(r.startswith("<reply+") for r in reply_tos)
+    local = next(iter(reply_tos)).strip("<>").partition("@")[0]
+    grant = tokens.resolve_token(app, reply_token(local.upper()), "reply")      # case-folded by a mailer: still found
+    assert grant.message_id == families.message.id
+
+
+def test_mail_that_needs_no_reply_has_no_reply_address(app):
+    make_families(app, reply_needed=False)
+    assert all(email.message_from_bytes(m.data)["Reply-To"] is None for m in render_deliveries(app, Delivery.select()))
+
+
+def test_reply_is_stored_for_the_token_holder_with_its_pdf(app, families):
+    router = Router(app)
+    outcome = router.route_mail("taro@example.jp", _reply_to(app, families, families.taro),
+                                _mail("x", files=[("申込書.pdf", PDF, "application", "pdf")]), "192.0.2.1")
+    reply = Reply.get_by_id(outcome.detail)
+    assert (reply.guardian_id, reply.message_id, reply.via, reply.body) == (
+        families.taro.id, families.message.id, "mail", "参加します。")
+    assert [(f.filename, f.content_type) for f in ReplyFile.select()] == [("申込書.pdf", "application/pdf")]
+    assert reply.auth_results.startswith(f"{DOMAIN}; dkim=none; spf=none")
+
+
+def test_forged_from_changes_nothing_the_token_decides(app, families):
+    """Hanako's address in From, Taro's reply address: the reply is Taro's, as the token says."""
+    Router(app).route_mail("hanako@example.jp", _reply_to(app, families, families.taro),
+                           _mail("x", sender="hanako@example.jp"), "192.0.2.1")
+    assert [r.guardian_id for r in Reply.select()] == [families.taro.id]
+
+
+def test_reply_with_an_unknown_or_expired_token_is_refused_whoever_it_claims_to_be(app, families, clock):
+    router = Router(app)
+    guessed = reply_address(base64.urlsafe_b64encode(b"\x01" * 16).rstrip(b"=").decode(), DOMAIN)
+    with pytest.raises(MailRefused) as refused:
+        router.route_mail("taro@example.jp", guessed, _mail("x"), "192.0.2.1")
+    assert refused.value.reason == "recipient"
+    address = _reply_to(app, families, families.taro)
+    clock.advance(days=91)
+    with pytest.raises(MailRefused):
+        router.check_recipient(address)
+    assert Reply.select().count() == 0
+
+
+def test_reply_quoted_original_is_cut_and_auto_replies_are_dropped(app, families):
+    router = Router(app)
+    address = _reply_to(app, families, families.taro)
+    body = "欠席します。\n\n-----Original Message-----\n> 持ち物: 弁当、水筒\n"
+    router.route_mail("taro@example.jp", address, _mail("x", body), "192.0.2.1")
+    assert Reply.get().body == "欠席します。"
+    outcome = router.route_mail("taro@example.jp", address,
+                                _mail("x", "不在です", headers={"Auto-Submitted": "auto-replied"}), "192.0.2.1")
+    assert outcome.kind == "ignored" and Reply.select().count() == 1
+
+
+@pytest.mark.parametrize("files, reason", [
+    ([("big.png", PNG + b"\x00" * (1024 * 1024), "image", "png")], "size"),
+    ([("photos.zip", b"PK\x03\x04" + b"\x00" * 100, "application", "zip")], "content"),
+    ([("photo.jpg", b"PK\x03\x04" + b"\x00" * 100, "image", "jpeg")], "content"),     # an archive by content
+    ([("run.exe", b"MZ\x90\x00", "application", "octet-stream")], "content"),
+])
+def test_replies_with_files_we_do_not_take_are_refused_and_nothing_is_stored(app, families, files, reason):
+    with pytest.raises(MailRefused) as refused:
+        Router(app).route_mail("taro@example.jp", _reply_to(app, families, families.taro),
+                               _mail("x", files=files), "192.0.2.1")
+    assert refused.value.reason == reason
+    assert Reply.select().count() == 0 and ReplyFile.select().count() == 0
+
+
+def test_dkim_is_verified_and_recorded_by_domain_only(app, families):
+    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                            serialization.NoEncryption())
+    public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+    raw = _mail("x", sender="taro@example.jp")
+    signed = dkim.sign(raw, b"s1", b"example.jp", pem, include_headers=[b"from", b"subject"]) + raw
+    router = Router(app, dns_txt=lambda name, timeout=5: record if name == b"s1._domainkey.example.jp." else None)
+    address = _reply_to(app, families, families.taro)
+    router.route_mail("taro@example.jp", address, signed, "192.0.2.1")
+    router.route_mail("taro@example.jp", address, signed.replace("参加します".encode(), b"x"), "192.0.2.1")
+    results = [r.auth_results for r in Reply.select().order_by(Reply.id)]
+    assert "dkim=pass header.d=example.jp" in results[0]
+    assert "dkim=fail header.d=example.jp" in results[1]
+    assert all("taro@" not in r for r in results)
+
+
+@pytest.mark.parametrize("sample", ["postfix.eml", "gmail.eml", "exchange.eml", "docomo.eml", "au.eml",
+                                    "softbank.eml"])
+def test_a_bounce_is_recorded_against_its_delivery(app, families, sample):
+    delivery = Delivery.select().first()
+    outcome = Router(app).route_mail("", f"b-{delivery.id}@{DOMAIN}", _bounce_to(delivery.id, sample), "192.0.2.9")
+    assert outcome.kind == "bounce"
+    result = DeliveryResult.get(DeliveryResult.delivery == delivery.id)
+    assert result.outcome == "bounced" and "@" not in result.detail
+    assert Delivery.get_by_id(delivery.id).state == "bounced"
+
+
+@pytest.mark.parametrize("sample", ["postfix-delayed.eml", "vacation.eml"])
+def test_delays_and_auto_replies_to_the_bounce_address_are_dropped(app, families, sample):
+    delivery = Delivery.select().first()
+    outcome = Router(app).route_mail("x@example.org" if sample == "vacation.eml" else "",
+                                     f"b-{delivery.id}@{DOMAIN}", _bounce_to(delivery.id, sample), "192.0.2.9")
+    assert outcome.kind == "ignored" and DeliveryResult.select().count() == 0
+
+
+def test_bounces_on_three_messages_suspend_the_address(app, families, clock):
+    router, message = Router(app), families.message
+    for n in range(3):
+        if n:
+            message = create_message(app, families.school, audience="all", subject=f"連絡{n}", body="本文")
+        delivery = (Delivery.select().join(Recipient)
+                    .where((Recipient.guardian == families.hanako.id) & (Delivery.message == message.id)).get())
+        router.route_mail("", f"b-{delivery.id}@{DOMAIN}", _bounce_to(delivery.id, "gmail.eml"), "192.0.2.9")
+        suspended = contacts.summarise_contacts([families.hanako.id])[families.hanako.id].suspended
+        assert suspended == ({"email": 1} if n == 2 else {})
+        clock.advance(seconds=1)
+
+
+@pytest.mark.parametrize("address, reason", [
+    ("someone@example.com", "relay"),
+    ("b-0190f3a2-7c4e-7d10-9a6b-3c2f1e0d9b8a@example.com", "relay"),
+    (f"postmaster-x@{DOMAIN}", "recipient"),
+    (f"b-0190f3a2-7c4e-7d10-9a6b-3c2f1e0d9b8a@{DOMAIN}", "recipient"),     # no such delivery
+    (f"unsubscribe@{DOMAIN}", "unavailable"),
+])
+def test_recipients_outside_our_routes_are_refused(app, address, reason):
+    with pytest.raises(MailRefused) as refused:
+        Router(app).check_recipient(address)
+    assert refused.value.reason == reason
+
+
+def test_empty_mail_calls_the_registration_function_with_the_code_and_sender(app):
+    calls = []
+
+    def register(app_, code, address):
+        calls.append((code, address))
+        if code != "GOOD1234":
+            raise InvalidInput("登録コードが正しくないか、有効期限が切れています。")
+        return "sent"
+
+    router = Router(app, register=register, limiter=open_limiter(app))
+    mail = _mail(f"entry-GOOD1234@{DOMAIN}", "", sender="Taro <taro@docomo.ne.jp>")
+    assert router.route_mail("taro@docomo.ne.jp", f"entry-GOOD1234@{DOMAIN}", mail, "192.0.2.5").detail == "sent"
+    assert calls == [("GOOD1234", "taro@docomo.ne.jp")]
+    with pytest.raises(MailRefused) as refused:
+        router.route_mail("taro@docomo.ne.jp", f"entry-BAD00000@{DOMAIN}", mail, "192.0.2.5")
+    assert refused.value.reason == "recipient" and "登録コード" in str(refused.value)
+    with pytest.raises(MailRefused) as bounced:
+        router.route_mail("", f"entry-GOOD1234@{DOMAIN}", mail, "192.0.2.5")
+    assert bounced.value.reason == "policy"
+
+
+def test_guessing_codes_from_one_client_is_slowed_down(app):
+    def register(app_, code, address):
+        raise InvalidInput("登録コードが正しくありません。")
+
+    router = Router(app, register=register, limiter=open_limiter(app))
+    mail = _mail("x", "")
+    reasons = []
+    for n in range(22):
+        try:
+            router.route_mail("a@example.jp", f"entry-CODE{n:04d}@{DOMAIN}", mail, "198.51.100.7")
+        except MailRefused as exc:
+            reasons.append(exc.reason)
+    assert reasons[:20] == ["recipient"] * 20 and reasons[20:] == ["rate", "rate"]
+
+
+def test_bare_line_feeds_are_refused_before_anything_is_parsed(app, families):
+    """SMTP smuggling: a message hiding <LF>.<LF> and a second transaction is refused whole."""
+    smuggled = _mail("x") + b"\n.\nMAIL FROM:<ceo@example.com>\r\nRCPT TO:<x@example.com>\r\nDATA\r\nHi\r\n"
+    with pytest.raises(MailRefused) as refused:
+        Router(app).route_mail("taro@example.jp", _reply_to(app, families, families.taro), smuggled, "192.0.2.1")
+    assert refused.value.reason == "policy" and Reply.select().count() == 0
+
+
+def test_huge_headers_and_deep_mime_are_refused(app, families):
+    router, address = Router(app), _reply_to(app, families, families.taro)
+    huge = b"X-Junk: " + b"a" * (70 * 1024) + b"\r\n" + _mail("x")
+    nested = _mail("x")
+    for n in range(12):
+        nested = (f'Content-Type: multipart/mixed; boundary="b{n}"\r\n\r\n--b{n}\r\n'.encode() + nested
+                  + f"\r\n--b{n}--\r\n".encode())
+    for raw in (huge, nested):
+        with pytest.raises(MailRefused) as refused:
+            router.route_mail("taro@example.jp", address, raw, "192.0.2.1")
+        assert refused.value.reason == "content"
+    assert Reply.select().count() == 0
+
+
+def test_wrong_charsets_are_read_as_japanese_mailers_mean_them(app, families):
+    """Declared ISO-2022-JP with a NEC special character, and Shift_JIS that is really CP932."""
+    router, address = Router(app), _reply_to(app, families, families.taro)
+    nec = b"\x1b$B\x2d\x21" + "番で参加します".encode("iso-2022-jp")[3:]      # ① as Windows writes it (CP50220)
+    for charset, body in (("iso-2022-jp", nec), ("shift_jis", "～よろしくお願いします".encode("cp932")),
+                          ("x-unknown", "参加します".encode())):
+        raw = (f"From: taro@example.jp\r\nTo: {address}\r\nSubject: Re\r\nMIME-Version: 1.0\r\n"
+               f"Content-Type: text/plain; charset={charset}\r\n\r\n").encode() + body + b"\r\n"
+        router.route_mail("taro@example.jp", address, raw, "192.0.2.1")
+    assert [r.body for r in Reply.select().order_by(Reply.id)] == ["①番で参加します", "～よろしくお願いします", "参加します"]
