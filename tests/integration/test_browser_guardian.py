@@ -88,8 +88,7 @@ def guardian_scan(seen: Seen) -> None:
 
 
 @pytest.mark.parametrize("screen", ["phone"])       # guardians read the school's mail on a phone
-def test_guardian_reads_answers_replies_and_signs_in_to_the_portal(page, browser, demo_site, screen, screenshot,
-                                                                   seen, sink):
+def test_guardian_reads_answers_replies_and_signs_in_to_the_portal(page, demo_site, screen, screenshot, seen, sink):
     """A mailed link records the read; the file downloads; the survey is answered and changed; a photo is sent;
     the portal signs in by mail, lists the message as read and answered, and registers its service worker."""
     subject = "遠足のお知らせ（保護者の画面）"
