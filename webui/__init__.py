@@ -14,7 +14,6 @@ from datetime import timedelta
 from flask import Flask, g, redirect, url_for
 from flask_wtf.csrf import CSRFProtect
 
-from appliance import db
 from appliance.config import resolve_data_dir
 from appliance.runtime import open_appliance
 from appliance.tasks import create_queue
@@ -28,6 +27,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     """Build the Flask app for the data dir in APPLIANCE_DATA_DIR (or test_config["DATA_DIR"])."""
     test_config = test_config or {}
     data_dir = test_config.get("DATA_DIR") or resolve_data_dir(None)
+    # Each worker thread keeps its own database connection from request to request (peewee
+    # opens it on first use): closing it after every request cost a reconnect, and closing
+    # the last connection checkpoints the WAL, so a burst of guardians' taps wrote the whole
+    # WAL back once per request (bench/guardian_burst.py).
     appliance = test_config.get("APPLIANCE") or open_appliance(data_dir)
     web = appliance.config["web"]
     app = Flask(__name__)
@@ -65,11 +68,6 @@ def create_app(test_config: dict | None = None) -> Flask:
         if g.get("user") is not None:
             response.headers["Cache-Control"] = "no-store"   # staff pages never sit in a shared cache
         return response
-
-    @app.teardown_appcontext
-    def close_connection(_exc):
-        # peewee keeps one connection per thread; reopened on next use.
-        db.close_database()
 
     @app.get("/")
     @access(PUBLIC)
