@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from appliance import contacts, deliveries
 from mta import dkim, routing
 from mta.outbound import Outbound
-from mta.smtp import StreamConnector
+from mta.smtp import SmtpConnector
 
 
 _signer: dkim.DkimSigner | None = None   # one per signing process
@@ -65,7 +65,7 @@ def outbound_for(app, *, smtp_port: int = routing.SMTP_PORT):
     helo = app.config["mta"]["helo_name"] or app.config["mail"]["domain"]
     router = routing.from_config(app.config, app.clock, default_port=smtp_port)
     try:
-        yield Outbound(app, router=router, connector=StreamConnector(helo), sign=signer,
+        yield Outbound(app, router=router, connector=SmtpConnector(helo), sign=signer,
                        status_path=app.config.path("mta", "status_file"))
     finally:
         signer.close()
