@@ -187,7 +187,7 @@ class Outbound:
         self.active, self.batch = active, batch
         self.bounce_domain = app.config["mta"]["bounce_domain"] or app.config["mail"]["domain"]
         self.overrides = app.config["mta"]["domains"]
-        self.in_flight: dict[str, deliveries.Delivery] = {}
+        self.in_flight: dict[str, deliveries.Claimed] = {}
         self.results: list[Outcome] = []
         self.domains: dict[str, DomainQueue] = {}
         self.tasks: set[asyncio.Task] = set()
