@@ -155,8 +155,11 @@ class SmtpSession(asyncio.Protocol):
             if future is not None and not future.done():
                 future.set_result(None)
 
+    def _time_out(self, timeout: float) -> None:
+        self._fail(HopUnavailable(f"no answer in {timeout:.0f} s"))
+
     async def _wait(self, future: asyncio.Future, timeout: float) -> None:
-        timer = self.loop.call_later(timeout, self._fail, HopUnavailable(f"no answer in {timeout:.0f} s"))
+        timer = self.loop.call_later(timeout, self._time_out, timeout)
         try:
             await future
         finally:

@@ -120,3 +120,12 @@ def test_garbage_instead_of_a_reply_ends_the_session():
         assert transport.closed
 
     run(scenario)
+
+
+def test_a_server_that_stops_answering_times_out():
+    async def scenario(session, transport):
+        with pytest.raises(HopUnavailable, match="no answer in 0 s"):
+            await session.command(b"NOOP", timeout=0.01)
+        assert transport.closed
+
+    run(scenario)
