@@ -201,8 +201,8 @@ def reveal_contacts(app, guardian_id: str, actor: str) -> list[RevealedContact]:
 
 def open_for_delivery(app, contact_ids: list[str]) -> dict[str, str]:
     """Return contact id -> value for the delivery workers (never for display)."""
-    rows = (ContactPoint.select(ContactPoint.id, ContactPoint.guardian, ContactPoint.kind, ContactPoint.sealed)
-            .where(ContactPoint.id.in_(contact_ids)).tuples())
+    rows = db.plain_rows(ContactPoint.select(ContactPoint.id, ContactPoint.guardian, ContactPoint.kind,
+                                             ContactPoint.sealed).where(ContactPoint.id.in_(contact_ids)))
     return {cid: app.sealer.open(gid, kind, sealed) for cid, gid, kind, sealed in rows}
 
 

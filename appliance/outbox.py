@@ -8,16 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from appliance.deliveries import Outcome, claim_due
+from appliance.deliveries import Claimed, Outcome, claim_due
 from appliance.mail import RenderedMail, render_deliveries
-from appliance.models import Delivery
 
 
 @dataclass
 class Batch:
     """What one claim produced: the claimed rows, the mails to send, and outcomes decided already."""
 
-    deliveries: dict[str, Delivery]
+    deliveries: dict[str, Claimed]
     mails: list[RenderedMail]
     settled: list[Outcome]
 

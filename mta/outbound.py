@@ -123,32 +123,48 @@ class DomainQueue:
 
     async def _send_some(self, session: Session) -> None:
         sent = 0
-        while sent < self.policy.per_session and (job := await self._next_job()) is not None:
-            await self._pace()
+        job = await self._next_job()
+        while job is not None:
+            if self.policy.rate > 0:
+                await self._pace()
+            sent += 1
+            # The next job, if one waits, is announced with this one's content (one write a mail).
+            following = self.jobs.popleft() if self.jobs and sent < self.policy.per_session else None
+            then = None if following is None else (self.outbound.sender_for(following), following.address)
             try:
-                reply = await session.send(self.outbound.sender_for(job), job.address, job.data)
+                reply = await session.send(self.outbound.sender_for(job), job.address, job.data, then)
             except SmtpReply as exc:
                 self.outbound.settle(job, "bounced" if exc.permanent else "deferred", str(exc))
                 if exc.code == 421:       # the server is closing: slow down, rest if it goes on
+                    self._put_back(following)
                     self.concurrency = max(1, self.concurrency // 2)
                     self.failed_connects += 1
                     if self.failed_connects >= self.policy.dead_after:
                         self.dead_until = time.monotonic() + self.policy.dead_for
                         self.settle_all("deferred", f"{self.domain}: {exc}")
                     return
-                continue
             except HopUnavailable as exc:
                 # The reply was lost: the mail may have arrived. Retrying risks one duplicate,
                 # not retrying risks a lost notice; the notice matters more.
                 self.outbound.settle(job, "deferred", str(exc))
+                self._put_back(following)
                 self.concurrency = max(1, self.concurrency // 2)
                 return
-            self.outbound.settle(job, "delivered", reply)
-            sent += 1
-            self.successes += 1
-            if self.successes % (10 * self.concurrency) == 0 and self.concurrency < self.policy.max_concurrency:
-                self.concurrency += 1
-                self.spawn()
+            else:
+                self.outbound.settle(job, "delivered", reply)
+                self.successes += 1
+                if self.successes % (10 * self.concurrency) == 0 and self.concurrency < self.policy.max_concurrency:
+                    self.concurrency += 1
+                    self.spawn()
+            if following is None and sent < self.policy.per_session:
+                following = await self._next_job()
+            job = following
+
+    def _put_back(self, job: Job | None) -> None:
+        """Return an announced job whose content was never sent: another session takes it."""
+        if job is not None:
+            self.jobs.appendleft(job)
+            self.arrived.set()
 
     async def _pace(self) -> None:
         if self.policy.rate <= 0:
@@ -171,12 +187,13 @@ class Outbound:
         self.active, self.batch = active, batch
         self.bounce_domain = app.config["mta"]["bounce_domain"] or app.config["mail"]["domain"]
         self.overrides = app.config["mta"]["domains"]
-        self.in_flight: dict[str, deliveries.Delivery] = {}
+        self.in_flight: dict[str, deliveries.Claimed] = {}
         self.results: list[Outcome] = []
         self.domains: dict[str, DomainQueue] = {}
         self.tasks: set[asyncio.Task] = set()
         self.counts: collections.Counter = collections.Counter()
         self.stopping = False
+        self.failure: Exception | None = None     # what broke a signing task, raised by run()
 
     def sender_for(self, job: Job) -> str:
         """The VERP envelope sender: a bounce names the delivery it is about."""
@@ -191,27 +208,36 @@ class Outbound:
         """Note a job's outcome; it is written with the next batch of results."""
         self.results.append(Outcome(job.delivery_id, outcome, detail))
 
-    def _claim(self, limit: int) -> outbox.Batch:
-        batch = outbox.claim_mail(self.app, limit)
-        if self.sign is not None and batch.mails:
-            signed = self.sign([mail.data for mail in batch.mails])
-            batch.mails = [replace(mail, data=data) for mail, data in zip(batch.mails, signed)]
-        return batch
-
     async def _feed(self) -> int:
         room = min(self.batch, self.active - len(self.in_flight))
         if room <= 0:
             return 0
-        batch = await asyncio.to_thread(self._claim, room)
+        batch = await asyncio.to_thread(outbox.claim_mail, self.app, room)
         self.in_flight.update(batch.deliveries)
         self.results.extend(batch.settled)
-        for mail in batch.mails:
+        if batch.mails and self.sign is not None:
+            # Signed beside the next claims, not before them: the signing processes and the
+            # claims then keep both cores busy while the sessions drain the active queue.
+            self.start(self._sign_and_queue(batch.mails))
+        else:
+            self._queue(batch.mails)
+        return len(batch.deliveries)
+
+    async def _sign_and_queue(self, mails: list[outbox.RenderedMail]) -> None:
+        try:
+            signed = await asyncio.to_thread(self.sign, [mail.data for mail in mails])
+        except Exception as exc:  # noqa: BLE001 - raised again by run(), as a failed claim is
+            self.failure = exc
+            return
+        self._queue([replace(mail, data=data) for mail, data in zip(mails, signed)])
+
+    def _queue(self, mails: list[outbox.RenderedMail]) -> None:
+        for mail in mails:
             for delivery_id, address in mail.envelopes:
                 domain = address.rpartition("@")[2]
                 if domain not in self.domains:
                     self.domains[domain] = DomainQueue(self, domain, policy_for(domain, self.overrides))
                 self.domains[domain].put(Job(delivery_id, address, mail.data))
-        return len(batch.deliveries)
 
     async def _write(self) -> None:
         if not self.results:
@@ -258,6 +284,8 @@ class Outbound:
         writer = asyncio.get_running_loop().create_task(self._write_loop(writing))
         try:
             while not stop.is_set():
+                if self.failure is not None:
+                    raise self.failure
                 if await self._feed():
                     continue
                 if until_idle and not self.in_flight and not self.results:

@@ -15,15 +15,21 @@ from contextlib import contextmanager
 from appliance import contacts, deliveries
 from mta import dkim, routing
 from mta.outbound import Outbound
-from mta.smtp import StreamConnector
+from mta.smtp import SmtpConnector
 
 
 _signer: dkim.DkimSigner | None = None   # one per signing process
+# Signing is throughput work; the event loop (and the web UI beside it) is latency work. A
+# session carries one mail per round trip, so a carrier capped at 8 sessions goes only as
+# fast as the loop answers: with the signers at the same priority, the scheduler kept the
+# loop waiting behind them and docomo.ne.jp's backlog grew until it filled the active queue.
+SIGNING_NICENESS = 5
 
 
 def _start_signing_process(config) -> None:
     global _signer
     _signer = dkim.load_signer(config)
+    os.nice(SIGNING_NICENESS)   # added to the MTA's own niceness
     parent = os.getppid()
 
     def leave_with_parent() -> None:
@@ -65,7 +71,7 @@ def outbound_for(app, *, smtp_port: int = routing.SMTP_PORT):
     helo = app.config["mta"]["helo_name"] or app.config["mail"]["domain"]
     router = routing.from_config(app.config, app.clock, default_port=smtp_port)
     try:
-        yield Outbound(app, router=router, connector=StreamConnector(helo), sign=signer,
+        yield Outbound(app, router=router, connector=SmtpConnector(helo), sign=signer,
                        status_path=app.config.path("mta", "status_file"))
     finally:
         signer.close()

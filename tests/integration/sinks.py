@@ -137,11 +137,23 @@ class SmtpSink:
 
     def count(self) -> int:
         """Return how many transactions have been dumped so far."""
-        return sum(1 for _ in self.dump_dir.iterdir())
+        return len(self._dumps())
 
     def mails(self) -> list[Dump]:
         """Return every dumped transaction, parsed."""
-        return [parse_dump(path) for path in sorted(self.dump_dir.iterdir())]
+        return [parse_dump(path) for path in self._dumps()]
+
+    def _dumps(self) -> list[Path]:
+        # smtp-sink opens a transaction's dump at DATA: one whose client went away before
+        # sending content (killed while -w held the 354) leaves an empty file, not a mail.
+        dumps = []
+        for entry in os.scandir(self.dump_dir):
+            try:
+                if entry.stat().st_size:
+                    dumps.append(Path(entry.path))
+            except FileNotFoundError:    # a cut-off transaction's dump, removed by smtp-sink meanwhile
+                pass
+        return sorted(dumps)
 
 
 class SinkFarm:

@@ -270,8 +270,10 @@ def test_killed_mta_loses_nothing_and_repeats_only_mail_without_a_recorded_resul
     """`appliance mta run` killed with SIGKILL mid-blast, then `mta flush --wait`: nothing lost, few duplicates.
 
     2,000 deliveries (500 guardians x 4 addresses on the four DNS-routed domains). The sinks
-    first hold each reply to the final dot for a second (smtp-sink -W .:1), so the blast is
-    slow and the kill finds mail in flight; after the kill they are restarted without the wait.
+    first hold each reply to DATA for a second (smtp-sink -w 1), so the blast is slow and the
+    kill finds transactions open; after the kill they are restarted without the wait. (Not
+    -W .:1: smtp-sink answers the commands pipelined after a delayed final dot before the dot
+    itself, out of order, and the MTA pipelines the next envelope with each content.)
 
     Claims are 5-minute leases (appliance.deliveries.LEASE): the killed process's rows are
     not due again until those run out. A flush right after the kill checks that the lease
@@ -289,7 +291,7 @@ def test_killed_mta_loses_nothing_and_repeats_only_mail_without_a_recorded_resul
     sinks = []
     for domain, host in zip(DOMAINS, farm.hosts(len(DOMAINS))):
         route(dns_server, domain, host)
-        sinks.append(farm.start(host, "-W", ".:1"))
+        sinks.append(farm.start(host, "-w", "1"))
     enroll(app, [[f"g{n}@{domain}" for domain in DOMAINS] for n in range(GUARDIANS)])
     total = GUARDIANS * len(DOMAINS)
     assert send(site, tmp_path, subject="引き渡し訓練", priority="emergency")["deliveries"] == {"email": total}
@@ -389,7 +391,7 @@ def test_a_restart_mid_blast_sends_the_rest_at_once_and_repeats_only_mail_in_fli
     site, app = mta_site
     [host] = farm.hosts(1)
     route(dns_server, "a.test", host)
-    sink = farm.start(host, "-W", ".:1")              # a slow receiver: the blast is still going at the stop
+    sink = farm.start(host, "-w", "1")                # a slow receiver: the blast is still going at the stop
     enroll(app, [[f"g{n}.{k}@a.test" for k in range(4)] for n in range(3)])
     assert send(site, tmp_path, priority="emergency")["deliveries"] == {"email": 12}
     with open(tmp_path / "mta-run.log", "wb") as log:

@@ -32,7 +32,7 @@ class FakeSession:
     def __init__(self, connector, host):
         self.connector, self.host = connector, host
 
-    async def send(self, sender, recipient, data):
+    async def send(self, sender, recipient, data, then=None):
         await asyncio.sleep(0)
         if recipient in self.connector.replies:
             raise self.connector.replies[recipient]

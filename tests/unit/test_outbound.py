@@ -1,4 +1,6 @@
 """The outbound engine with injected routing and SMTP: outcomes, domains, dead hops, crash safety."""
+import asyncio
+
 import pytest
 
 from appliance import db
@@ -6,6 +8,7 @@ from appliance.guardians import add_guardian
 from appliance.messages import create_message
 from appliance.models import Delivery, DeliveryResult, Student
 from appliance.schools import add_school
+from mta.outbound import Outbound
 from mta.smtp import SmtpReply
 from tests.unit.mta_fakes import FakeConnector, NoMail, StaticRouter, deliver
 
@@ -90,3 +93,15 @@ def test_signing_happens_once_per_guardian_mail(app, school):
     deliver(app, connector, sign=sign)
     assert len(signed) == 30
     assert all(data.startswith(b"DKIM-Signature: test") for _, _, data in connector.sent)
+
+
+def test_the_job_announced_before_a_421_goes_out_on_another_session(app, school):
+    """A session pipelines the next job's envelope with each content; when the server closes (421),
+    that job never got its content, so it goes back to its domain's queue, not to the retry queue."""
+    send(app, school)
+    connector = FakeConnector(replies={"g1@a.example": SmtpReply(421, "4.3.2 closing")})
+    outbound = Outbound(app, router=StaticRouter(), connector=connector)
+    # Were the job lost instead, it would stay in flight and the run would never be idle.
+    counts = asyncio.run(asyncio.wait_for(outbound.run(until_idle=True), 20))
+    assert (counts["delivered"], counts["deferred"]) == (89, 1)
+    assert DeliveryResult.select().where(DeliveryResult.outcome == "deferred").get().detail.startswith("421")
