@@ -89,9 +89,12 @@ class Site:
 
     def _start(self, argv: list[str]) -> None:
         # Own session: stop() ends the whole process group (serve's children, gunicorn's workers).
-        self.server = subprocess.Popen(argv, env=self.env, cwd=self.data_dir.parent,
-                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                       start_new_session=True)
+        # Output goes to a file, not a pipe: nobody reads a pipe while tests run, and once its
+        # 64 KB filled with access-log lines every gunicorn worker blocked on its next write.
+        self.log = self.data_dir.parent / "server.log"
+        with open(self.log, "ab") as log:
+            self.server = subprocess.Popen(argv, env=self.env, cwd=self.data_dir.parent,
+                                           stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def stop(self) -> str:
         """Stop `serve` (and everything it started); return what it printed."""
@@ -99,12 +102,12 @@ class Site:
             return ""
         os.killpg(self.server.pid, signal.SIGTERM)
         try:
-            output, _ = self.server.communicate(timeout=20)
+            self.server.wait(timeout=20)
         except subprocess.TimeoutExpired:
             os.killpg(self.server.pid, signal.SIGKILL)
-            output, _ = self.server.communicate()
+            self.server.wait()
         self.server = None
-        return output.decode(errors="replace")
+        return self.log.read_text(encoding="utf-8", errors="replace")
 
 
 @pytest.fixture
