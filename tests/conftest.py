@@ -1,5 +1,7 @@
 """Fixtures shared by both tiers: a fresh data dir and appliance per test, staff accounts, web clients."""
+import os
 import re
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -14,6 +16,10 @@ from appliance.sample_data import SampleGenerator
 from appliance.schools import add_school
 from appliance.staff import add_staff_user
 from webui import create_app
+
+# Hypothesis keeps its example database in the working directory unless told otherwise;
+# tests never write into the checkout.
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", os.path.join(tempfile.gettempdir(), "renraku-hypothesis"))
 
 # Cheap argon2 parameters: tests hash many passwords; verification reads them from each hash.
 TEST_OVERRIDES = {"site": {"name": "test-site"},
