@@ -122,6 +122,19 @@ def stop_process(process: subprocess.Popen, timeout: float = 60) -> None:
         process.wait()
 
 
+def _lower_session(pid: int) -> None:
+    """Give the blast's session the MTA's priority against other sessions, as systemd's CPUWeight does.
+
+    With the kernel's autogroup scheduling (on in Debian), nice orders processes only within
+    their session; blast.py runs in a session of its own, so without this it would get half
+    the CPU however nice its processes are.
+    """
+    try:
+        Path(f"/proc/{pid}/autogroup").write_text(str(MTA_NICE))
+    except OSError as error:
+        print(f"note: could not lower the blast's autogroup ({error}); it competes as an equal", flush=True)
+
+
 class Blast:
     """bench/blast.py (our MTA only) in a subprocess, its output echoed until it is stopped."""
 
@@ -132,6 +145,7 @@ class Blast:
              "--guardians", str(guardians)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
             env=dict(os.environ, PYTHONUNBUFFERED="1"))    # its lines as they come, not when it ends
+        _lower_session(self.process.pid)
         self.sending = threading.Event()      # set once its MTA sends (or it has ended)
         self._quiet = threading.Event()
         threading.Thread(target=self._echo, daemon=True).start()
