@@ -177,8 +177,12 @@ def settings_update():
 @guardian_only
 def address_index():
     """The guardian's addresses: which work, which wait for confirmation, which bounce."""
-    return _render("guardian/addresses.html", addresses=contacts.own_contacts(g.appliance, g.guardian.id, "email"),
-                   limit=contacts.MAX_PER_KIND["email"], done=request.args.get("done", ""))
+    return _addresses_page(200, done=request.args.get("done", ""))
+
+
+def _addresses_page(status: int, **extra):
+    return _render("guardian/addresses.html", status, addresses=contacts.own_contacts(g.appliance, g.guardian.id, "email"),
+                   limit=contacts.MAX_PER_KIND["email"], **extra)
 
 
 @bp.post("/p/addresses")
@@ -190,9 +194,7 @@ def address_create():
     try:
         portal.add_address(g.appliance, g.guardian.id, address)
     except InvalidInput as refused:
-        return _render("guardian/addresses.html", 400, error=str(refused), address=address,
-                       addresses=contacts.own_contacts(g.appliance, g.guardian.id, "email"),
-                       limit=contacts.MAX_PER_KIND["email"])
+        return _addresses_page(400, error=str(refused), address=address)
     return _back("guardian.address_index", "added")
 
 
@@ -204,9 +206,7 @@ def address_delete(contact_id: str):
     try:
         portal.remove_address(g.appliance, g.guardian.id, contact_id)
     except InvalidInput as refused:
-        return _render("guardian/addresses.html", 400, error=str(refused),
-                       addresses=contacts.own_contacts(g.appliance, g.guardian.id, "email"),
-                       limit=contacts.MAX_PER_KIND["email"])
+        return _addresses_page(400, error=str(refused))
     return _back("guardian.address_index", "removed")
 
 
@@ -218,9 +218,7 @@ def address_confirmation_create(contact_id: str):
     try:
         portal.resend_confirmation(g.appliance, g.guardian.id, contact_id)
     except InvalidInput as refused:
-        return _render("guardian/addresses.html", 400, error=str(refused),
-                       addresses=contacts.own_contacts(g.appliance, g.guardian.id, "email"),
-                       limit=contacts.MAX_PER_KIND["email"])
+        return _addresses_page(400, error=str(refused))
     return _back("guardian.address_index", "sent")
 
 
