@@ -12,8 +12,9 @@ DEMO_DATA ?= demo-data
 # server, and Postfix itself the benchmark's reference; installed unconfigured),
 # chromium (the browser tests drive it through Playwright), fonts-noto-cjk (Japanese
 # in screenshots and PDFs instead of empty boxes), fonts-ipaexfont-gothic (the registration
-# sheets' font: TrueType, which reportlab embeds; Noto CJK's CFF outlines it cannot).
-DEBIAN_PACKAGES := python3-venv systemd postfix chromium fonts-noto-cjk fonts-ipaexfont-gothic
+# sheets' font: TrueType, which reportlab embeds; Noto CJK's CFF outlines it cannot), wrk
+# (bench/guardian_burst.py's load generator).
+DEBIAN_PACKAGES := python3-venv systemd postfix chromium fonts-noto-cjk fonts-ipaexfont-gothic wrk
 
 .PHONY: demo demo-setup test lint unit integration bench screenshots catalog catalog-update system-deps clean
 

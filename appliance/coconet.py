@@ -212,30 +212,57 @@ def record_pickup(app, event: CoconetEvent, student: Student, *, guardian_id: st
     return pickup
 
 
-def collector_name(pickup: CoconetPickup) -> str:
-    """Return who collected the child, as shown to staff and to that child's guardians."""
-    return pickup.guardian.name if pickup.guardian_id else pickup.adult_name
+@dataclass(frozen=True)
+class ChildState:
+    """A child's newest state in an event."""
+
+    state: str
+    place: str
+    note: str
+    actor: str
+    at: datetime
 
 
-def current_states(event: CoconetEvent, student_ids: Iterable[str] | None = None) -> dict[str, CoconetState]:
+@dataclass(frozen=True)
+class Pickup:
+    """A child's latest pickup in an event: who collected them (a registered guardian or a named adult), when."""
+
+    collector: str
+    note: str
+    collected_at: datetime
+
+
+# Plain SQL (db.fetch): the guardian's page reads these on every opening of a burst.
+_CURRENT_STATES = (
+    "SELECT student_id, state, place, note, actor, at FROM (SELECT student_id, state, place, note, actor, at,"
+    " row_number() OVER (PARTITION BY student_id ORDER BY at DESC, id DESC) AS rank FROM coconet_state"
+    " WHERE event_id = {{p}}{only}) WHERE rank = 1")
+_LATEST_PICKUPS = (
+    "SELECT p.student_id, coalesce(g.name, p.adult_name), p.note, p.collected_at FROM coconet_pickup p"
+    " LEFT JOIN guardian g ON g.id = p.guardian_id WHERE p.event_id = {{p}}{only} ORDER BY p.at, p.id")
+_utc = CoconetState.at.python_value
+
+
+def current_states(event: CoconetEvent | str, student_ids: Iterable[str] | None = None) -> dict[str, ChildState]:
     """Return the newest state per child of the event (children never set are absent from the map)."""
-    newest = (CoconetState.select(CoconetState.id, peewee.fn.ROW_NUMBER().over(
-        partition_by=[CoconetState.student], order_by=[CoconetState.at.desc(), CoconetState.id.desc()])
-        .alias("rank")).where(CoconetState.event == event))
-    if student_ids is not None:
-        newest = newest.where(CoconetState.student.in_(list(student_ids)))
-    ranked = newest.alias("ranked")
-    rows = CoconetState.select().join(ranked, on=(CoconetState.id == ranked.c.id)).where(ranked.c.rank == 1)
-    return {row.student_id: row for row in rows}
+    sql, params = _for_children(_CURRENT_STATES, "student_id", event, student_ids)
+    return {sid: ChildState(state, place, note, actor, _utc(at)) for sid, state, place, note, actor, at
+            in db.fetch(sql, params)}
 
 
-def latest_pickups(event: CoconetEvent, student_ids: Iterable[str] | None = None) -> dict[str, CoconetPickup]:
-    """Return the latest pickup per child of the event, with the guardian loaded."""
-    query = (CoconetPickup.select(CoconetPickup, Guardian).join(Guardian, peewee.JOIN.LEFT_OUTER)
-             .where(CoconetPickup.event == event).order_by(CoconetPickup.at, CoconetPickup.id))
-    if student_ids is not None:
-        query = query.where(CoconetPickup.student.in_(list(student_ids)))
-    return {row.student_id: row for row in query}
+def latest_pickups(event: CoconetEvent | str, student_ids: Iterable[str] | None = None) -> dict[str, Pickup]:
+    """Return the latest pickup per child of the event."""
+    sql, params = _for_children(_LATEST_PICKUPS, "p.student_id", event, student_ids)
+    return {sid: Pickup(collector, note, _utc(at)) for sid, collector, note, at in db.fetch(sql, params)}
+
+
+def _for_children(template: str, column: str, event: CoconetEvent | str,
+                  student_ids: Iterable[str] | None) -> tuple[str, list]:
+    params = [event.id if isinstance(event, CoconetEvent) else event]
+    if student_ids is None:
+        return template.format(only=""), params
+    ids = list(student_ids)
+    return template.format(only=f" AND {column} IN ({db.placeholders(len(ids))})"), params + ids
 
 
 def pickup_register(event: CoconetEvent) -> list[CoconetPickup]:
@@ -270,28 +297,38 @@ def event_notices(event: CoconetEvent, limit: int | None = None) -> list[Coconet
 
 # --- the guardian's page ----------------------------------------------------------------------
 
-@dataclass
+@dataclass(frozen=True)
 class ChildView:
     """One of the guardian's children as the page shows it."""
 
     name: str
     grade: int
     class_name: str
-    state: CoconetState | None
-    pickup: CoconetPickup | None
+    state: ChildState | None
+    pickup: Pickup | None       # only while the child's state is "handed over"
+
+
+@dataclass(frozen=True)
+class NoticeView:
+    """A notice from the school, as the guardian's page shows it."""
+
+    body: str
+    at: datetime
 
 
 @dataclass
 class EventView:
     """One open event of a school where the guardian has a child."""
 
-    event: CoconetEvent
+    event_id: str
+    title: str
+    opened_at: datetime
     school_name: str
     children: list[ChildView]
-    notices: list[CoconetNotice]
+    notices: list[NoticeView]
     older_notices: int
     confirmed_at: datetime | None
-    reply: CoconetCheck | None
+    reply: str                  # the guardian's newest reply, "" if none
 
 
 @dataclass
@@ -315,39 +352,48 @@ def guardian_links(app, guardian_ids: Iterable[str]) -> dict[str, str]:
     return {gid: tokens.token_url(app, "coconet", token) for (gid, _), token in issued.items()}
 
 
+# Plain SQL (db.fetch) throughout: every guardian may open this page at once, while mail goes out.
+_GUARDIAN = "SELECT name, locale FROM guardian WHERE id = {p}"
+_CHILDREN = ("SELECT s.id, s.school_id, s.name, s.grade, s.class_name FROM student s"
+             " JOIN guardian_link l ON l.student_id = s.id WHERE l.guardian_id = {p} AND l.status = 'approved'"
+             " AND s.status = 'enrolled' ORDER BY s.grade DESC, s.class_name, s.number")
+_OPEN_EVENTS = ("SELECT e.id, e.school_id, e.title, e.opened_at, sc.name FROM coconet_event e"
+                " JOIN school sc ON sc.id = e.school_id WHERE e.closed_at IS NULL AND e.school_id IN ({schools})"
+                " ORDER BY e.opened_at DESC")
+_NOTICES = "SELECT body, at FROM coconet_notice WHERE event_id = {p} ORDER BY at DESC, id DESC LIMIT {p}"
+_NOTICE_COUNT = "SELECT count(*) FROM coconet_notice WHERE event_id = {p}"
+_OWN_CHECKS = ("SELECT kind, body, at FROM coconet_check WHERE event_id = {p} AND guardian_id = {p}"
+               " AND kind IN ('confirm', 'reply') ORDER BY at, id")
+
+
 def guardian_view(guardian_id: str) -> GuardianView:
     """Return what the guardian's page shows: approved, enrolled children in open events, and notices."""
-    guardian = Guardian.get_or_none(Guardian.id == guardian_id)
-    if guardian is None:
+    found = db.fetch(_GUARDIAN, (guardian_id,))
+    if not found:
         raise NotFound("このリンクは無効か、有効期限が切れています。")
-    view = GuardianView(guardian.id, guardian.name, guardian.locale)
-    children = list(Student.select().join(GuardianLink).where(
-        (GuardianLink.guardian == guardian_id) & (GuardianLink.status == "approved")
-        & (Student.status == "enrolled")).order_by(Student.grade.desc(), Student.class_name, Student.number))
+    view = GuardianView(guardian_id, *found[0])
     by_school = defaultdict(list)
-    for child in children:
-        by_school[child.school_id].append(child)
+    for student_id, school_id, name, grade, class_name in db.fetch(_CHILDREN, (guardian_id,)):
+        by_school[school_id].append((student_id, name, grade, class_name))
     if not by_school:
         return view
-    events = (CoconetEvent.select(CoconetEvent, School).join(School)
-              .where(CoconetEvent.school.in_(list(by_school)) & CoconetEvent.closed_at.is_null())
-              .order_by(CoconetEvent.opened_at.desc()))
-    for event in events:
-        kids = by_school[event.school_id]
-        ids = [kid.id for kid in kids]
-        states, pickups = current_states(event, ids), latest_pickups(event, ids)
-        notices = event_notices(event, NOTICES_SHOWN + 1)
-        total = CoconetNotice.select().where(CoconetNotice.event == event).count() if len(notices) > NOTICES_SHOWN else 0
-        own = {row.kind: row for row in CoconetCheck.select().where(
-            (CoconetCheck.event == event) & (CoconetCheck.guardian == guardian_id)
-            & CoconetCheck.kind.in_(("confirm", "reply"))).order_by(CoconetCheck.at, CoconetCheck.id)}
+    schools = list(by_school)
+    for event_id, school_id, title, opened_at, school_name in db.fetch(
+            _OPEN_EVENTS.replace("{schools}", db.placeholders(len(schools))), schools):
+        kids = by_school[school_id]
+        ids = [kid[0] for kid in kids]
+        states, pickups = current_states(event_id, ids), latest_pickups(event_id, ids)
+        notices = [NoticeView(body, _utc(at)) for body, at in db.fetch(_NOTICES, (event_id, NOTICES_SHOWN + 1))]
+        older = db.fetch(_NOTICE_COUNT, (event_id,))[0][0] - NOTICES_SHOWN if len(notices) > NOTICES_SHOWN else 0
+        own = {kind: (body, at) for kind, body, at in db.fetch(_OWN_CHECKS, (event_id, guardian_id))}
+        children = []
+        for student_id, name, grade, class_name in kids:
+            state = states.get(student_id)
+            handed_over = state is not None and state.state == "handed_over"
+            children.append(ChildView(name, grade, class_name, state, pickups.get(student_id) if handed_over else None))
         view.events.append(EventView(
-            event, event.school.name,
-            [ChildView(kid.name, kid.grade, kid.class_name, states.get(kid.id),
-                       pickups.get(kid.id) if states.get(kid.id) and states[kid.id].state == "handed_over" else None)
-             for kid in kids],
-            notices[:NOTICES_SHOWN], max(total - NOTICES_SHOWN, 0),
-            own["confirm"].at if "confirm" in own else None, own.get("reply")))
+            event_id, title, _utc(opened_at), school_name, children, notices[:NOTICES_SHOWN], older,
+            _utc(own["confirm"][1]) if "confirm" in own else None, own["reply"][0] if "reply" in own else ""))
     return view
 
 
@@ -356,10 +402,10 @@ def record_check(app, view: GuardianView, kind: str, *, event_id: str | None = N
     if kind not in CHECK_KINDS:
         raise InvalidInput(f"確認の種類が不明です: {kind!r}")
     if kind == "open":
-        event_ids = [ev.event.id for ev in view.events]
+        event_ids = [ev.event_id for ev in view.events]
     else:
         # The view holds only the guardian's own open events: nothing else can be confirmed.
-        if event_id not in {ev.event.id for ev in view.events}:
+        if event_id not in {ev.event_id for ev in view.events}:
             raise NotFound("この災害対応は終了したか、見つかりません")
         event_ids = [event_id]
     body = _text(body, MAX_REPLY, "返信", required=kind == "reply") if kind == "reply" else ""
@@ -377,8 +423,8 @@ class ChildRow:
     """One child on the dashboard, the print view and the CSV (never a contact point)."""
 
     student: Student
-    state: CoconetState | None
-    pickup: CoconetPickup | None
+    state: ChildState | None
+    pickup: Pickup | None
     guardians: int          # approved guardians
     checked: str            # "confirmed", "opened" or "" (none of the guardians has opened the page)
     reachable: bool         # at least one guardian has a working channel
@@ -474,7 +520,7 @@ def export_csv(board: Dashboard) -> str:
         writer.writerow([
             s.grade, s.class_name, s.number, s.name, STATES[state.state if state else "unknown"],
             state.place if state else "", state.note if state else "", state.actor if state else "",
-            _tokyo(state.at) if state else "", collector_name(pickup) if pickup else "",
+            _tokyo(state.at) if state else "", pickup.collector if pickup else "",
             _tokyo(pickup.collected_at) if pickup else "", _CHECKED[row.checked],
             "あり" if row.reachable else "なし"])
     return out.getvalue()

@@ -108,25 +108,25 @@ def current_answers(message_id: str, guardian_id: str) -> dict[str, Answer]:
     return current
 
 
-def is_open(app, message: Message) -> bool:
-    """Whether the message's survey still takes answers."""
-    return message.expires_at is None or app.clock.now() < message.expires_at
+def is_open(app, expires_at: datetime | None) -> bool:
+    """Whether a survey whose message expires at ``expires_at`` still takes answers."""
+    return expires_at is None or app.clock.now() < expires_at
 
 
-def record_answers(app, message: Message, guardian_id: str, form: Mapping[str, Sequence[str]]) -> int:
+def record_answers(app, message_id: str, guardian_id: str, form: Mapping[str, Sequence[str]]) -> int:
     """Validate and record a guardian's answers to a message's survey; return how many answers changed."""
-    if not Recipient.select().where((Recipient.message == message.id) & (Recipient.guardian == guardian_id)).exists():
+    if not Recipient.select().where((Recipient.message == message_id) & (Recipient.guardian == guardian_id)).exists():
         raise NotFound("このリンクは無効か、有効期限が切れています。")
-    if not is_open(app, message):
+    if not is_open(app, Message.get_by_id(message_id).expires_at):
         raise InvalidInput("このアンケートの回答期限は過ぎました")
-    questions = questions_of(message.id)
+    questions = questions_of(message_id)
     if not questions:
         raise InvalidInput("この連絡にはアンケートがありません")
     values = validate_answers(questions, form)
     now = app.clock.now()
     with db.write():
-        before = current_answers(message.id, guardian_id)
-        rows = [(uuid7(), message.id, guardian_id, question_id, json.dumps(value, ensure_ascii=False), app.site, now)
+        before = current_answers(message_id, guardian_id)
+        rows = [(uuid7(), message_id, guardian_id, question_id, json.dumps(value, ensure_ascii=False), app.site, now)
                 for question_id, value in values.items()
                 if question_id not in before or before[question_id].value != value]
         db.insert_rows(SurveyAnswer, [SurveyAnswer.id, SurveyAnswer.message, SurveyAnswer.guardian,

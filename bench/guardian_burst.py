@@ -8,20 +8,16 @@ class marked protected and a few notices, issues a read token per guardian
 starts gunicorn as ``appliance web`` does (``gunicorn_command``; ``--workers`` and
 ``--threads`` change it, to compare).
 
-The load generator is asyncio on raw HTTP/1.1 sockets in this process: ``--connections``
-connections, each sending its next request as soon as the last answer is in (closed loop,
-the most the server gives), or, with ``--rate``, each request at its scheduled time (open
-loop: a late answer delays nothing but its own latency, which is counted from when the
-request was due, so a stalled server shows as latency and not as fewer requests). A
-connection the server closes (gunicorn's sync workers close after every answer) is opened
-again, inside the request's time. Before anything else it measures its own ceiling against a
-trivial server in another process (a fixed answer, kept alive, and a fresh connection per
-request, as sync workers force) and prints it: figures near that ceiling measure the
-generator, not the appliance.
+The load generator is wrk (Debian's package; ``bench/burst.lua`` gives every request a
+different guardian's link): ``--connections`` connections on ``--wrk-threads`` threads, each
+sending its next request as soon as the last answer is in (closed loop: the most the server
+gives; gunicorn's sync workers close the connection after every answer and wrk opens it
+again, inside the request's time). wrk's C costs a small part of what the server spends.
 
-Each burst sends every request to a different guardian's link (up to ``--seconds`` or until
-the links run out): every /r/ request records a first read (a write), every /c/ request
-records an opening (CoCo-net records each one). All requests come from 127.0.0.1, so the
+Each burst runs ``--seconds`` and sends every request to a different guardian's link (a
+link is sent again only once wrk runs out of them, and the figures say so): every /r/
+request records a first read (a write), every /c/ request records an opening (CoCo-net
+records each one). All requests come from 127.0.0.1, so the
 rate limiter on link guessing would see one client: a 429 among valid links is a bug and is
 printed as such. During each burst ``--staff`` signed-in staff open the staff pages (one
 every ``--think`` s on average, in another process) and their p95 is printed against the
@@ -34,16 +30,13 @@ Prints figures and the targets (2,000 requests/s with p99 under 250 ms); asserts
 from __future__ import annotations
 
 import argparse
-import asyncio
 import cProfile
-import itertools
+import json
 import multiprocessing
 import os
 import pstats
 import shutil
 import signal
-import socket
-import statistics
 import subprocess
 import tempfile
 import time
@@ -59,156 +52,55 @@ from appliance.models import Recipient, School
 
 TARGET_RATE = 2_000
 TARGET_P99_MS = 250
-CEILING_REQUESTS = 20_000
+LUA = Path(__file__).with_name("burst.lua")
 
 
-# --- the load generator ---------------------------------------------------------------------------
-
-async def exchange(loop, sock: socket.socket, request: bytes, buffer: bytearray) -> tuple[int, bool, int]:
-    """Send one request on the socket and read its answer (by Content-Length); return (status, closes, length)."""
-    # The loop's sock_* calls, not transports and protocols: a fresh connection per request
-    # (sync workers) then costs the generator half as much.
-    await loop.sock_sendall(sock, request)
-    while True:
-        end = buffer.find(b"\r\n\r\n")
-        if end >= 0:
-            head = bytes(buffer[:end]).lower()
-            at = head.find(b"\r\ncontent-length:")
-            length = int(head[at + 17:].split(b"\r\n", 1)[0]) if at >= 0 else 0     # a 304 has none
-            if len(buffer) >= end + 4 + length:
-                del buffer[:end + 4 + length]
-                return int(head[9:12]), b"\r\nconnection: close" in head, length
-        data = await loop.sock_recv(sock, 65536)
-        if not data:
-            raise ConnectionError("closed before the answer")
-        buffer += data
-
+# --- the load generator: wrk --------------------------------------------------------------------
 
 class Result:
-    """What a burst got: latencies of 200s (seconds), statuses, errors, bytes, wall time."""
+    """What a burst got, from bench/burst.lua's summary line: rate, latency percentiles, statuses, errors."""
 
-    def __init__(self):
-        self.latencies: list[float] = []
-        self.statuses: Counter = Counter()
-        self.errors: Counter = Counter()
-        self.sizes: list[int] = []
-        self.wall = 0.0
+    def __init__(self, summary: dict, links: int):
+        self.requests = summary["requests"]
+        self.wall = summary["us"] / 1e6
+        self.percentiles = [summary[key] / 1000 for key in ("p50", "p95", "p99", "max")]
+        self.size = summary["bytes"] / max(self.requests, 1)
+        self.statuses = Counter()
+        for counts in summary["statuses"]:
+            self.statuses.update({int(code): count for code, count in counts.items()})
+        self.errors = {what: count for what, count in summary["errors"].items() if count}
+        self.repeats = max(self.requests - links, 0)
 
     def line(self, label: str) -> str:
         """One printed line: requests/s, percentiles, statuses and errors."""
-        done = len(self.latencies)
-        rate = sum(self.statuses.values()) / self.wall if self.wall else 0.0
-        if done >= 2:
-            cuts = statistics.quantiles([t * 1000 for t in self.latencies], n=100, method="inclusive")
-            p50, p95, p99 = cuts[49], cuts[94], cuts[98]
-            figures = f"{p50:8.1f} {p95:8.1f} {p99:8.1f} {max(self.latencies) * 1000:8.0f}"
-        else:
-            figures, p99 = f"{'-':>8} {'-':>8} {'-':>8} {'-':>8}", float("inf")
-        size = f"{statistics.mean(self.sizes) / 1024:6.1f}" if self.sizes else f"{'-':>6}"
-        statuses = " ".join(f"{code}:{count}" for code, count in sorted(self.statuses.items()))
-        errors = " ".join(f"{what} x{count}" for what, count in self.errors.most_common(2))
+        rate = self.requests / self.wall if self.wall else 0.0
+        p50, p95, p99, most = self.percentiles
         met = "met" if rate >= TARGET_RATE and p99 < TARGET_P99_MS else "NOT MET"
-        return (f"{label:<22} {sum(self.statuses.values()):>7} {self.wall:6.1f} {rate:8.0f} {figures} {size}  "
-                f"{met:<7}  {statuses}{'  errors: ' + errors if errors else ''}")
+        statuses = " ".join(f"{code}:{count}" for code, count in sorted(self.statuses.items()))
+        errors = " ".join(f"{what} x{count}" for what, count in self.errors.items())
+        repeats = f"  ({self.repeats} repeated links)" if self.repeats else ""
+        return (f"{label:<22} {self.requests:>7} {self.wall:6.1f} {rate:8.0f} {p50:8.1f} {p95:8.1f} {p99:8.1f} "
+                f"{most:8.0f} {self.size / 1024:6.1f}  {met:<7}  {statuses}{'  errors: ' + errors if errors else ''}"
+                f"{repeats}")
 
 
 HEADER = (f"{'burst':<22} {'answers':>7} {'s':>6} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
           f"{'max ms':>8} {'KB':>6}  {TARGET_RATE}/s & p99<{TARGET_P99_MS}ms  statuses")
 
 
-async def _burst(host: str, port: int, paths, connections: int, seconds: float, rate: float) -> Result:
-    loop = asyncio.get_running_loop()
-    result = Result()
-    jobs = enumerate(paths)         # shared by the connections: one event loop, no lock needed
-    started = loop.time()
-    deadline = started + seconds
-
-    async def client() -> None:
-        sock: socket.socket | None = None
-        buffer = bytearray()
-        for number, path in jobs:
-            due = started + number / rate if rate else loop.time()
-            if due >= deadline:
-                break
-            if due > loop.time():
-                await asyncio.sleep(due - loop.time())
-            request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
-            try:
-                if sock is None:
-                    sock = socket.socket()
-                    sock.setblocking(False)
-                    await loop.sock_connect(sock, (host, port))
-                    buffer.clear()
-                status, close, length = await exchange(loop, sock, request, buffer)
-                if close:
-                    sock.close()
-                    sock = None
-            except (OSError, ConnectionError) as error:
-                result.errors[type(error).__name__] += 1
-                if sock is not None:
-                    sock.close()
-                sock = None
-                continue
-            result.statuses[status] += 1
-            if status == 200:
-                result.latencies.append(loop.time() - due)
-                result.sizes.append(length)
-        if sock is not None:
-            sock.close()
-
-    await asyncio.gather(*(client() for _ in range(connections)))
-    result.wall = loop.time() - started
-    return result
-
-
-def burst(base: str, paths, connections: int, seconds: float, rate: float = 0.0) -> Result:
-    """GET each path once over `connections` connections, for at most `seconds`; return the figures."""
-    host, port = base.rsplit(":", 1)
-    return asyncio.run(_burst(host, int(port), paths, connections, seconds, rate))
-
-
-# --- the generator's ceiling --------------------------------------------------------------------
-
-class _Static(asyncio.Protocol):
-    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
-
-    def __init__(self, close: bool):
-        self.close = close
-
-    def connection_made(self, transport) -> None:
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        if self.close:
-            self.transport.write(self.answer.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1))
-            self.transport.close()
-        else:
-            self.transport.write(self.answer * data.count(b"\r\n\r\n"))
-
-
-def _serve_static(port: int, close: bool) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)     # main()'s handler, inherited: stop quietly
-    async def serve():
-        server = await asyncio.get_running_loop().create_server(lambda: _Static(close), "127.0.0.1", port,
-                                                                backlog=1024)
-        await server.serve_forever()
-    asyncio.run(serve())
-
-
-def ceiling(connections: int) -> dict[str, Result]:
-    """The generator against a trivial server in another process: kept alive, and a connection per request."""
-    found = {}
-    for label, close in (("static keep-alive", False), ("static new connection", True)):
-        port = free_port(("127.0.0.1",))
-        server = multiprocessing.Process(target=_serve_static, args=(port, close), daemon=True)
-        server.start()
-        try:
-            wait_for_port("127.0.0.1", port)
-            found[label] = burst(f"127.0.0.1:{port}", itertools.repeat("/", CEILING_REQUESTS), connections, 60)
-        finally:
-            server.terminate()
-            server.join()
-    return found
+def burst(base: str, paths: list[str], connections: int, seconds: float, threads: int) -> Result:
+    """GET each path (once, while they last) with wrk over `connections` connections for `seconds`."""
+    with tempfile.NamedTemporaryFile("w", suffix=".paths") as listed:
+        listed.write("\n".join(paths) + "\n")
+        listed.flush()
+        run = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s",
+                              "-s", str(LUA), f"http://{base}", "--", str(threads)],
+                             env=dict(os.environ, BURST_PATHS=listed.name), capture_output=True, text=True,
+                             check=True)
+    summary = [line for line in run.stdout.splitlines() if line.startswith("BURST ")]
+    if not summary:
+        raise SystemExit(f"wrk printed no summary:\n{run.stdout}{run.stderr}")
+    return Result(json.loads(summary[-1].removeprefix("BURST ")), len(paths))
 
 
 # --- staff pages at the same time -----------------------------------------------------------------
@@ -298,12 +190,7 @@ def run(args: argparse.Namespace) -> None:
     bind = f"127.0.0.1:{free_port(('127.0.0.1',))}"
     web = blast = None
     try:
-        if not args.profile:
-            print(f"cpus: {os.cpu_count()}, load average {load()}; the generator's ceiling "
-                  f"({CEILING_REQUESTS:,d} requests, {args.connections} connections):", flush=True)
-            print(HEADER)
-            for label, result in ceiling(args.connections).items():
-                print(result.line(label), flush=True)
+        print(f"cpus: {os.cpu_count()}, load average {load()}", flush=True)
         args.clients = max(args.staff, 1)       # webui_latency.seed's staff accounts
         app, code, message_id = seed(workdir / "data", args, bind)
         read, check = prepare(app, code, message_id)
@@ -320,7 +207,7 @@ def run(args: argparse.Namespace) -> None:
                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         host, port = bind.rsplit(":", 1)
         wait_for_port(host, int(port), timeout=30)
-        burst(bind, [read[-1], check[-1]] * 20, 2, 30)       # warm every worker: templates, connections
+        burst(bind, [read[-1], check[-1]], 4, 1, 1)       # warm every worker: templates, connections
         if args.with_blast:
             blast = Blast(args.blast_guardians)
             blast.sending.wait()
@@ -329,13 +216,13 @@ def run(args: argparse.Namespace) -> None:
             print("measuring while the blast's MTA sends", flush=True)
         workers = command[command.index("--workers") + 1]
         print(f"\ngunicorn: {workers} workers{f' x {args.threads} threads (gthread)' if args.threads else ' (sync)'}, "
-              f"{args.connections} connections, {f'{args.rate:g} requests/s scheduled' if args.rate else 'closed loop'}"
+              f"wrk: {args.connections} connections on {args.wrk_threads} threads, closed loop"
               f", up to {args.seconds:g} s per burst, each request a different guardian", flush=True)
         results = {}
         for label, paths in (("/r/<token> read report", read[:-1]), ("/c/<token> CoCo-net", check[:-1])):
             load_before = load()
             staff = staff_alongside(f"http://{bind}", args, code, message_id, args.seconds)
-            results[label] = burst(bind, paths, args.connections, args.seconds, args.rate)
+            results[label] = burst(bind, paths, args.connections, args.seconds, args.wrk_threads)
             if staff is not None:
                 staff.join()
             print(f"{label}: load average before {load_before}, after {load()}", flush=True)
@@ -363,8 +250,7 @@ def main() -> None:
     parser.add_argument("--addresses", type=int, default=1, help="addresses per guardian (1-4)")
     parser.add_argument("--schools", type=int, default=1)
     parser.add_argument("--connections", type=int, default=64, help="concurrent connections of the generator")
-    parser.add_argument("--rate", type=float, default=0.0,
-                        help="requests/s scheduled (open loop); default: closed loop, as fast as answered")
+    parser.add_argument("--wrk-threads", type=int, default=1, help="wrk's threads")
     parser.add_argument("--seconds", type=float, default=20.0, help="longest a burst runs")
     parser.add_argument("--workers", type=int, default=0, help="gunicorn workers (default: [web] workers)")
     parser.add_argument("--threads", type=int, default=0, metavar="N",

@@ -25,7 +25,7 @@ def form(**fields):
 # --- answers ---------------------------------------------------------------------------------------
 
 def test_answers_are_stored_in_the_format_the_follow_up_reads(app, families):
-    changed = surveys.record_answers(app, families.message, families.taro.id,
+    changed = surveys.record_answers(app, families.message.id, families.taro.id,
                                      form(q1="出席", q2=["遠足", "運動会"], q3="  アレルギーあり  "))
     assert changed == 3
     values = {a.question.position: json.loads(a.value) for a in SurveyAnswer.select()}
@@ -41,15 +41,15 @@ def test_answers_are_stored_in_the_format_the_follow_up_reads(app, families):
 ])
 def test_answers_are_validated_against_the_question_types(app, families, sent, error):
     with pytest.raises(surveys.AnswerErrors) as refused:
-        surveys.record_answers(app, families.message, families.taro.id, sent)
+        surveys.record_answers(app, families.message.id, families.taro.id, sent)
     assert any(error in text for text in refused.value.errors.values())
     assert SurveyAnswer.select().count() == 0
 
 
 def test_changing_an_answer_adds_a_row_only_for_what_changed(app, clock, families):
-    surveys.record_answers(app, families.message, families.taro.id, form(q1="出席", q2="遠足"))
+    surveys.record_answers(app, families.message.id, families.taro.id, form(q1="出席", q2="遠足"))
     clock.advance(hours=1)
-    assert surveys.record_answers(app, families.message, families.taro.id, form(q1="欠席", q2="遠足")) == 1
+    assert surveys.record_answers(app, families.message.id, families.taro.id, form(q1="欠席", q2="遠足")) == 1
     current = surveys.current_answers(families.message.id, families.taro.id)
     by_value = {json.dumps(a.value, ensure_ascii=False): a.at for a in current.values()}
     assert by_value == {'"欠席"': clock.now(), '["遠足"]': clock.now() - timedelta(hours=1)}
@@ -60,12 +60,12 @@ def test_a_closed_survey_takes_no_answers(app, clock):
     families = make_families(app, expires_at=clock.now() + timedelta(days=1))
     clock.advance(days=2)
     with pytest.raises(InvalidInput, match="回答期限"):
-        surveys.record_answers(app, families.message, families.taro.id, form(q1="出席"))
+        surveys.record_answers(app, families.message.id, families.taro.id, form(q1="出席"))
 
 
 def test_only_recipients_answer_and_each_sees_only_their_own(app, families):
     other = create_message(app, families.school, audience="grade:2", subject="x", body="y")
-    surveys.record_answers(app, families.message, families.hanako.id, form(q1="欠席"))
+    surveys.record_answers(app, families.message.id, families.hanako.id, form(q1="欠席"))
     assert surveys.current_answers(families.message.id, families.taro.id) == {}
     with pytest.raises(NotFound):
         replies.record_reply(app, other.id, families.taro.id, "not mine")

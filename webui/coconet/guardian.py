@@ -14,13 +14,13 @@ shared with the guardian's message pages.
 """
 from __future__ import annotations
 
-from flask import g, make_response, redirect, render_template, request, url_for
-from flask_babel import force_locale
+from flask import g, make_response, redirect, request, url_for
 
 from appliance import coconet
 from appliance.errors import ApplianceError
 from webui import capability
 from webui.access import PUBLIC, access
+from webui.i18n import render_in
 from webui.coconet import bp
 
 FORM_PURPOSE = "coconet-form"
@@ -56,10 +56,9 @@ def _view(token: str) -> coconet.GuardianView:
 
 
 def _page(view: coconet.GuardianView, token: str, *, error: str = "", status: int = 200):
-    with force_locale(view.locale):
-        html = render_template("coconet/guardian.html", view=view, token=token,
-                               form_token=capability.form_token(FORM_PURPOSE, token),
-                               error=error, states=coconet.STATES, reply_limit=coconet.MAX_REPLY)
+    html = render_in(view.locale, "coconet/guardian.html", view=view, token=token,
+                     form_token=capability.form_token(FORM_PURPOSE, token),
+                     error=error, states=coconet.STATES, reply_limit=coconet.MAX_REPLY)
     response = capability.private_headers(make_response(html, status), view.locale)
     if status == 200:
         response.add_etag()

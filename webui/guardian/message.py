@@ -9,77 +9,76 @@ from __future__ import annotations
 
 import json
 
-from flask import abort, g, make_response, redirect, render_template, request, url_for
-from flask_babel import force_locale
+from flask import abort, g, make_response, redirect, request, url_for
 
-from appliance import receipts, replies, surveys
+from appliance import message_page, receipts, replies, surveys
 from appliance.errors import InvalidInput
-from appliance.models import Attachment, Guardian, Message
+from appliance.message_page import MessagePage
+from appliance.models import Attachment
 from webui import capability
-from webui.downloads import file_response
 from webui.access import PUBLIC, access
+from webui.downloads import file_response
 from webui.guardian import bp
+from webui.i18n import render_in
 
 FORM_PURPOSE = "message-form"
 # The reply form: its files (replies.MAX_FILES_BYTES) and the text, multipart overhead aside.
 MAX_REPLY_REQUEST = replies.MAX_FILES_BYTES + 64 * 1024
 
 
-def _load(token: str) -> tuple[Message, Guardian]:
+def _load(token: str) -> MessagePage:
     grant = capability.resolve(token, "read")          # InvalidToken: one 404 for every reason
-    message = Message.get_or_none((Message.id == grant.message_id) & (Message.kind == "notice"))
-    guardian = Guardian.get_or_none(Guardian.id == grant.guardian_id)
-    if message is None or guardian is None:
+    page = message_page.load(grant.message_id, grant.guardian_id)
+    if page is None:
         abort(404)
-    return message, guardian
+    return page
 
 
-def _page(token: str, message: Message, guardian: Guardian, *, status: int = 200, errors=None, sent=None,
+def _page(token: str, page: MessagePage, *, status: int = 200, errors=None, sent=None,
           reply_error: str = "", reply_body: str = "", notice: str = ""):
-    questions = surveys.questions_of(message.id)
-    answers = surveys.current_answers(message.id, guardian.id)
+    # A burst of first taps is mostly messages without a survey or replies: nothing read for them.
+    questions = surveys.questions_of(page.id) if page.has_survey else []
+    answers = surveys.current_answers(page.id, page.guardian_id) if questions else {}
     if sent is not None:        # a refused submission shows what was typed, not what was stored
         chosen = {q.id: sent.get(surveys.field_name(q), []) for q in questions}
     else:
         chosen = {q.id: ([] if q.id not in answers else answers[q.id].value if isinstance(answers[q.id].value, list)
                          else [answers[q.id].value]) for q in questions}
-    with force_locale(guardian.locale):
-        html = render_template(
-            "guardian/message.html", token=token, message=message, guardian=guardian,
-            form_token=capability.form_token(FORM_PURPOSE, token),
-            attachments=list(Attachment.select(Attachment.id, Attachment.filename, Attachment.size)
-                             .where(Attachment.message == message.id).order_by(Attachment.id)),
-            questions=questions, options={q.id: json.loads(q.options) for q in questions}, chosen=chosen,
-            answers=answers, errors=errors or {},
-            survey_open=surveys.is_open(g.appliance, message), field_name=surveys.field_name,
-            replies=replies.guardian_replies(message.id, guardian.id), reply_error=reply_error,
-            reply_body=reply_body, notice=notice, max_text=surveys.MAX_TEXT, max_reply=replies.MAX_BODY)
-    return capability.private_headers(make_response(html, status), guardian.locale)
+    html = render_in(
+        page.locale, "guardian/message.html", token=token, message=page,
+        form_token=capability.form_token(FORM_PURPOSE, token), attachments=message_page.attachment_links(page),
+        questions=questions, options={q.id: json.loads(q.options) for q in questions}, chosen=chosen,
+        answers=answers, errors=errors or {}, survey_open=surveys.is_open(g.appliance, page.expires_at),
+        field_name=surveys.field_name,
+        replies=replies.guardian_replies(page.id, page.guardian_id) if page.has_replies else [],
+        reply_error=reply_error, reply_body=reply_body, notice=notice, max_text=surveys.MAX_TEXT,
+        max_reply=replies.MAX_BODY)
+    return capability.private_headers(make_response(html, status), page.locale)
 
 
 @bp.get("/r/<token>")
 @access(PUBLIC)
 def message_show(token: str):
     """The read-report link: record the read (once), then show the message."""
-    message, guardian = _load(token)
-    receipts.record_read(g.appliance, message.id, guardian.id)
+    page = _load(token)
+    receipts.record_read(g.appliance, page.id, page.guardian_id)
     notice = {"answers": "answers", "reply": "reply"}.get(request.args.get("saved", ""), "")
-    return _page(token, message, guardian, notice=notice)
+    return _page(token, page, notice=notice)
 
 
 @bp.post("/r/<token>/answers")
 @access(PUBLIC)
 def answer_create(token: str):
     """Record the survey's answers (only those that changed), then show the page again."""
-    message, guardian = _load(token)
+    page = _load(token)
     capability.check_form_token(FORM_PURPOSE, token)
     form = request.form.to_dict(flat=False)
     try:
-        surveys.record_answers(g.appliance, message, guardian.id, form)
+        surveys.record_answers(g.appliance, page.id, page.guardian_id, form)
     except surveys.AnswerErrors as refused:
-        return _page(token, message, guardian, status=400, errors=refused.errors, sent=form)
+        return _page(token, page, status=400, errors=refused.errors, sent=form)
     except InvalidInput as refused:
-        return _page(token, message, guardian, status=400, errors={"": str(refused)}, sent=form)
+        return _page(token, page, status=400, errors={"": str(refused)}, sent=form)
     return redirect(url_for("guardian.message_show", token=token, saved="answers", _anchor="survey"), 303)
 
 
@@ -92,14 +91,14 @@ def reply_create(token: str):
     request.max_content_length = MAX_REPLY_REQUEST
     if (request.content_length or 0) > MAX_REPLY_REQUEST:
         abort(413)
-    message, guardian = _load(token)
+    page = _load(token)
     capability.check_form_token(FORM_PURPOSE, token)
     body = request.form.get("body", "")
     files = [(f.filename or "", f.read(replies.MAX_FILES_BYTES + 1)) for f in request.files.getlist("file")]
     try:
-        replies.record_reply(g.appliance, message.id, guardian.id, body, files, via="web")
+        replies.record_reply(g.appliance, page.id, page.guardian_id, body, files, via="web")
     except InvalidInput as refused:
-        return _page(token, message, guardian, status=400, reply_error=str(refused), reply_body=body)
+        return _page(token, page, status=400, reply_error=str(refused), reply_body=body)
     return redirect(url_for("guardian.message_show", token=token, saved="reply", _anchor="reply"), 303)
 
 
@@ -107,8 +106,8 @@ def reply_create(token: str):
 @access(PUBLIC)
 def attachment_show(token: str, attachment_id: str):
     """Download one of the message's attachments."""
-    message, _guardian = _load(token)
-    attachment = Attachment.get_or_none((Attachment.id == attachment_id) & (Attachment.message == message.id))
+    page = _load(token)
+    attachment = Attachment.get_or_none((Attachment.id == attachment_id) & (Attachment.message == page.id))
     if attachment is None:
         abort(404)
     return file_response(bytes(attachment.data), attachment.filename, attachment.content_type)
@@ -118,8 +117,8 @@ def attachment_show(token: str, attachment_id: str):
 @access(PUBLIC)
 def reply_file_show(token: str, file_id: str):
     """Download a file the guardian sent with a reply (their own only)."""
-    message, guardian = _load(token)
-    file = replies.get_file(message.id, file_id, guardian.id)
+    page = _load(token)
+    file = replies.get_file(page.id, file_id, page.guardian_id)
     return file_response(bytes(file.data), file.filename, file.content_type)
 
 

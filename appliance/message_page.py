@@ -1,0 +1,72 @@
+"""What one guardian's message link (``/r/``) shows of one message, read in plain SQL.
+
+Every guardian of a school may tap the link within the same minute, while the mail is
+still going out, so the page reads with :func:`appliance.db.fetch` and only what the
+message has: one statement gives the message, its school, the guardian and whether
+there is a survey, an attachment or a reply of this guardian; those are read only then.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from appliance import db
+from appliance.models import Message
+
+_PAGE = (
+    "SELECT m.id, sc.name, m.subject, m.body, m.priority, m.send_at, m.expires_at, m.reply_needed,"
+    " g.id, g.name, g.locale,"
+    " EXISTS (SELECT 1 FROM survey_question q WHERE q.message_id = m.id),"
+    " EXISTS (SELECT 1 FROM attachment a WHERE a.message_id = m.id),"
+    " EXISTS (SELECT 1 FROM reply r WHERE r.message_id = m.id AND r.guardian_id = g.id)"
+    " FROM message m JOIN school sc ON sc.id = m.school_id JOIN guardian g ON g.id = {p}"
+    " WHERE m.id = {p} AND m.kind = 'notice'")
+_ATTACHMENTS = "SELECT id, filename, size FROM attachment WHERE message_id = {p} ORDER BY id"
+_utc = Message.send_at.python_value
+
+
+@dataclass(frozen=True)
+class MessagePage:
+    """A notice as one guardian's link shows it."""
+
+    id: str                 # the message's
+    school_name: str
+    subject: str
+    body: str
+    priority: str
+    send_at: datetime
+    expires_at: datetime | None
+    reply_needed: bool
+    guardian_id: str
+    guardian_name: str
+    locale: str
+    has_survey: bool
+    has_attachments: bool
+    has_replies: bool       # this guardian's replies
+
+
+@dataclass(frozen=True)
+class AttachmentLink:
+    """An attachment as the page lists it (its bytes are read only when downloaded)."""
+
+    id: str
+    filename: str
+    size: int
+
+
+def load(message_id: str, guardian_id: str) -> MessagePage | None:
+    """Return the page of a notice for a guardian, or None if either is gone."""
+    found = db.fetch(_PAGE, (guardian_id, message_id))
+    if not found:
+        return None
+    (mid, school, subject, body, priority, send_at, expires_at, reply_needed, gid, name, locale,
+     survey, attached, replied) = found[0]
+    return MessagePage(mid, school, subject, body, priority, _utc(send_at), _utc(expires_at), bool(reply_needed),
+                       gid, name, locale, bool(survey), bool(attached), bool(replied))
+
+
+def attachment_links(page: MessagePage) -> list[AttachmentLink]:
+    """Return the message's attachments, in the order they were added."""
+    if not page.has_attachments:
+        return []
+    return [AttachmentLink(*row) for row in db.fetch(_ATTACHMENTS, (page.id,))]
