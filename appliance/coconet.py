@@ -382,15 +382,14 @@ def guardian_view(guardian_id: str) -> GuardianView:
             _OPEN_EVENTS.replace("{schools}", db.placeholders(len(schools))), schools):
         kids = by_school[school_id]
         ids = [kid[0] for kid in kids]
-        states, pickups = current_states(event_id, ids), latest_pickups(event_id, ids)
+        states = current_states(event_id, ids)
+        handed_over = [sid for sid, state in states.items() if state.state == "handed_over"]
+        pickups = latest_pickups(event_id, handed_over) if handed_over else {}
         notices = [NoticeView(body, _utc(at)) for body, at in db.fetch(_NOTICES, (event_id, NOTICES_SHOWN + 1))]
         older = db.fetch(_NOTICE_COUNT, (event_id,))[0][0] - NOTICES_SHOWN if len(notices) > NOTICES_SHOWN else 0
         own = {kind: (body, at) for kind, body, at in db.fetch(_OWN_CHECKS, (event_id, guardian_id))}
-        children = []
-        for student_id, name, grade, class_name in kids:
-            state = states.get(student_id)
-            handed_over = state is not None and state.state == "handed_over"
-            children.append(ChildView(name, grade, class_name, state, pickups.get(student_id) if handed_over else None))
+        children = [ChildView(name, grade, class_name, states.get(sid), pickups.get(sid))
+                    for sid, name, grade, class_name in kids]
         view.events.append(EventView(
             event_id, title, _utc(opened_at), school_name, children, notices[:NOTICES_SHOWN], older,
             _utc(own["confirm"][1]) if "confirm" in own else None, own["reply"][0] if "reply" in own else ""))
