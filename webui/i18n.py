@@ -7,7 +7,6 @@ from pathlib import Path
 from babel.support import Translations
 from flask import Flask, current_app, render_template, request, session
 from flask_babel import Babel, force_locale, get_locale
-from jinja2 import pass_context
 from markupsafe import Markup
 
 from appliance.clock import TOKYO, to_tokyo
@@ -36,7 +35,7 @@ def tokyo_time(moment: datetime | None, style: str = "medium") -> str:
 
 
 def render_in(locale: str, template: str, **context) -> str:
-    """Render a template in one language with that language's catalog bound once for the whole page.
+    """Render an HTML template in one language with that language's catalog bound once for the whole page.
 
     Flask-Babel finds the request's locale and catalog anew for every string (~30 us each,
     some twenty a page); the guardians' pages are rendered by the thousand in a burst.
@@ -47,21 +46,19 @@ def render_in(locale: str, template: str, **context) -> str:
         catalogs[locale] = _bound(Translations.load(Path(current_app.root_path) / "translations", [locale]))
     gettext, ngettext = catalogs[locale]
     with force_locale(locale):
-        return render_template(template, gettext=gettext, ngettext=ngettext, **context)
+        return render_template(template, _=gettext, gettext=gettext, ngettext=ngettext, **context)
 
 
 def _bound(translations: Translations) -> tuple:
-    # As Jinja's newstyle gettext (what Flask-Babel installs): escaped, always %-formatted.
-    @pass_context
-    def gettext(context, string: str, **variables) -> str:
-        text = translations.gettext(string)
-        return (Markup(text) if context.eval_ctx.autoescape else text) % variables
+    # As Jinja's newstyle gettext (what Flask-Babel installs) in an autoescaped (HTML) template:
+    # the translation is markup, always %-formatted (so "%%" is "%"), its variables escaped.
+    def gettext(string: str, **variables) -> Markup:
+        text = Markup(translations.gettext(string))
+        return text % variables if variables or "%" in text else text
 
-    @pass_context
-    def ngettext(context, singular: str, plural: str, num: int, **variables) -> str:
+    def ngettext(singular: str, plural: str, num: int, **variables) -> Markup:
         variables.setdefault("num", num)
-        text = translations.ngettext(singular, plural, num)
-        return (Markup(text) if context.eval_ctx.autoescape else text) % variables
+        return Markup(translations.ngettext(singular, plural, num)) % variables
 
     return gettext, ngettext
 
