@@ -8,7 +8,8 @@ camera would. The guardian then registers on the web page the QR code opens, or 
 mail its mailto: names (smtplib to the inbound server); the link arrives at the sink through the
 real MTA, is opened and confirmed; the school admin approves on the registrations page; a message
 to the class reaches the guardian's address at the sink. Pages are fetched with urllib (cookies
-kept, CSRF tokens read from the forms), as a browser without JavaScript would.
+kept, CSRF tokens read from the forms), as a browser without JavaScript would; the registration
+page itself is also driven in Debian's chromium at a small phone's 360 px.
 """
 from __future__ import annotations
 
@@ -27,10 +28,12 @@ from http.cookiejar import CookieJar
 import pypdfium2
 import pytest
 import zxingcpp
+from playwright.sync_api import expect
 
 from appliance.demo import DEMO_CODE, DemoLogin
 from appliance.registration import SUBJECT as REGISTRATION_SUBJECT
 from mta.sink import read_captured
+from tests.integration.browser import PLACE, SCREENSHOTS, TIMEOUT_MS
 from tests.integration.conftest import Site, wait_until
 
 CLASS = "5-3"       # no other integration test uses this class
@@ -204,3 +207,48 @@ def test_empty_mail_registration_from_the_sheet_to_the_first_message(journey, sh
     assert name in mail.get_body(("plain",)).get_content()
     assert address not in site.log.read_text(encoding="utf-8", errors="replace")
 
+
+def test_registration_page_on_a_phone_keeps_a_bad_entry_and_says_what_is_wrong(journey, sheet_codes, browser):
+    """At 360 px without JavaScript: the QR code's URL fills in the code; a wrong code is refused in Japanese
+    next to its field with everything typed kept; the right one leads to "check your mail"."""
+    url = sheet_codes[1][0]
+    code = url.rsplit("/", 1)[1]
+    context = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True,
+                                  device_scale_factor=2, java_script_enabled=False, **PLACE)
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    try:
+        page.goto(url)
+        expect(page.get_by_role("heading", level=1)).to_have_text("連絡網への登録")
+        expect(page.locator("p.ok")).to_contain_text("5年3組")
+        expect(page.get_by_label("登録コード")).to_have_value(code)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360      # nothing wider than the phone
+
+        wrong = "ZZZZZZZZZZ"        # the right shape, no such code
+        page.get_by_label("登録コード").fill(wrong)
+        page.get_by_label("保護者氏名").fill("登録 三郎")
+        page.get_by_label("続柄").select_option("祖父")
+        page.get_by_label("メールアドレス").fill("saburo.journey@example.jp")
+        page.get_by_role("button", name="確認メールを送る").click()
+        error = page.locator("#code-error")
+        expect(error).to_have_text("登録コードが正しくありません。用紙のコードをもう一度確かめてください")
+        expect(page.get_by_label("登録コード")).to_have_attribute("aria-describedby", "code-error")
+        assert page.evaluate("document.querySelector('#code-error').nextElementSibling.id") == "code"
+        expect(page.get_by_label("登録コード")).to_have_value(wrong)
+        expect(page.get_by_label("保護者氏名")).to_have_value("登録 三郎")
+        expect(page.get_by_label("続柄")).to_have_value("祖父")
+        expect(page.get_by_label("メールアドレス")).to_have_value("saburo.journey@example.jp")
+        _screenshot(page, "refused")
+
+        page.get_by_label("登録コード").fill(code)
+        page.get_by_role("button", name="確認メールを送る").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("メールを確認してください")
+        expect(page.get_by_role("status")).to_contain_text("登録のメールを送りました")
+        _screenshot(page, "sent")
+    finally:
+        context.close()
+
+
+def _screenshot(page, label: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / f"test_registration_page_on_a_phone-{label}.png", full_page=True)
