@@ -1,4 +1,4 @@
-"""The inbound SMTP server (aiosmtpd): bounces, guardians' replies and empty-mail registrations.
+"""The inbound SMTP server (aiosmtpd): bounces, guardians' replies, empty-mail registrations and enquiries.
 
 The protocol side only: what an address is for and what happens to the mail is
 :mod:`appliance.inbound`, called in a thread (it reads and writes the database and

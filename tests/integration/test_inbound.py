@@ -9,7 +9,7 @@ from appliance import contacts, tokens
 from appliance.errors import InvalidInput
 from appliance.mail import reply_address
 from appliance.messages import create_message
-from appliance.models import Delivery, Recipient, Reply
+from appliance.models import Delivery, Enquiry, Recipient, Reply
 from mta.inbound import controller_for
 from tests.integration.conftest import free_port
 from tests.unit.guardian_fixtures import PDF, make_families
@@ -167,3 +167,17 @@ def test_too_many_connections_from_one_client_get_421(app, server):
             client.close()
     with _smtp(server) as client:      # freed again
         assert client.noop()[0] == 250
+
+
+def test_an_enquiry_by_mail_reaches_the_operators_desk_and_no_school(app, server, signed_in):
+    mail = EmailMessage()
+    mail["From"], mail["To"], mail["Subject"] = "山田 花子 <hanako.help@example.jp>", f"help@{DOMAIN}", "登録できません"
+    mail.set_content("空メールを送っても返事が来ません。3年1組 山田 一郎の母です。")
+    with _smtp(server) as client:
+        client.send_message(mail)
+    operator = signed_in("op")
+    listed = operator.get("/admin/enquiries").get_data(as_text=True)
+    assert "山田 花子" in listed and "空メールを送っても" in listed and "hanako.help@" not in listed
+    [enquiry] = Enquiry.select()
+    assert "hanako.help@example.jp" in operator.get(f"/admin/enquiries/{enquiry.id}").get_data(as_text=True)
+    assert signed_in("admin-a").get("/admin/enquiries").status_code in (403, 404)

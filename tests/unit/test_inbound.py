@@ -1,6 +1,7 @@
 """Inbound mail routing (appliance/inbound.py): bounces, replies matched by token, empty-mail entry, bad input."""
 import base64
 import email
+import json
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -9,13 +10,13 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from appliance import contacts, tokens
+from appliance import contacts, enquiries, tokens
 from appliance.errors import InvalidInput
 from appliance.inbound import Router
 from appliance.mail import render_deliveries, reply_address, reply_token
 from appliance.mime import MailRefused
 from appliance.messages import create_message
-from appliance.models import Delivery, DeliveryResult, Recipient, Reply, ReplyFile
+from appliance.models import AuditEntry, Delivery, DeliveryResult, Enquiry, Recipient, Reply, ReplyFile
 from appliance.ratelimit import open_limiter
 from tests.unit.guardian_fixtures import PDF, PNG, make_families
 
@@ -252,3 +253,45 @@ def test_wrong_charsets_are_read_as_japanese_mailers_mean_them(app, families):
                f"Content-Type: text/plain; charset={charset}\r\n\r\n").encode() + body + b"\r\n"
         router.route_mail("taro@example.jp", address, raw, "192.0.2.1")
     assert [r.body for r in Reply.select().order_by(Reply.id)] == ["①番で参加します", "～よろしくお願いします", "参加します"]
+
+
+def test_an_enquiry_by_mail_lands_in_the_operators_list_with_the_sender_sealed(app):
+    mail = _mail(f"help@{DOMAIN}", "登録のメールが届きません。\n\n> 以前のメール\n", sender="山田 花子 <hanako@example.jp>",
+                 files=[("画面.png", PNG, "image", "png")])
+    outcome = Router(app).route_mail("hanako@example.jp", f"HELP@{DOMAIN}", mail, "192.0.2.8")
+    assert outcome.kind == "enquiry"
+    [listed] = enquiries.list_enquiries("open")
+    assert (listed.id, listed.name, listed.school) == (outcome.detail, "山田 花子", None)
+    assert listed.body == "件名: Re: 遠足のお知らせ\n登録のメールが届きません。\n（添付ファイル1件は保存していません）"
+    assert b"hanako@example.jp" not in bytes(Enquiry.get_by_id(listed.id).reach_sealed)
+    assert enquiries.reveal_enquiry(app, listed.id, actor="op").reach == "hanako@example.jp"
+    assert json.loads(AuditEntry.get(AuditEntry.action == "enquiry.create").detail) == {"via": "mail"}
+
+
+def test_enquiry_mail_without_a_name_bounces_and_auto_replies_are_not_stored(app):
+    router = Router(app)
+    router.route_mail("taro@docomo.ne.jp", f"help@{DOMAIN}", _mail("x", "届きません", sender="taro@docomo.ne.jp"),
+                      "192.0.2.8")
+    assert [e.name for e in enquiries.list_enquiries("open")] == [enquiries.MAIL_NAME]
+    out_of_office = _mail("x", "不在です", headers={"Auto-Submitted": "auto-replied"})
+    assert router.route_mail("taro@example.jp", f"help@{DOMAIN}", out_of_office, "192.0.2.8").kind == "ignored"
+    with pytest.raises(MailRefused) as bounce:
+        router.route_mail("", f"help@{DOMAIN}", _mail("x"), "192.0.2.8")
+    with pytest.raises(MailRefused) as too_long:
+        router.route_mail("taro@example.jp", f"help@{DOMAIN}", _mail("x", "あ" * 2100), "192.0.2.8")
+    assert (bounce.value.reason, too_long.value.reason) == ("policy", "content") and "2000文字" in str(too_long.value)
+    assert Enquiry.select().count() == 1
+
+
+def test_enquiries_by_mail_are_limited_per_sender_and_per_client(app):
+    router = Router(app, limiter=open_limiter(app))
+
+    def send(sender: str, peer: str) -> str:
+        try:
+            return router.route_mail(sender, f"help@{DOMAIN}", _mail("x", "教えてください", sender=sender), peer).kind
+        except MailRefused as refused:
+            return refused.reason
+    assert [send("taro@example.jp", "192.0.2.8") for _ in range(6)] == ["enquiry"] * 5 + ["rate"]
+    assert send("jiro@example.jp", "192.0.2.8") == "enquiry"         # another sender from the same server
+    assert [send(f"g{n}@example.jp", "198.51.100.9") for n in range(31)][-2:] == ["enquiry", "rate"]
+    assert Enquiry.select().count() == 5 + 1 + 30
