@@ -17,8 +17,8 @@ bounce domain, nothing else: never a relay):
 - ``reply+<token>@``: the Reply-To of a mail that needs a reply (appliance/mail.py).
   The token alone says which guardian and message; the From header is never used to
   decide who wrote. Stored through ``replies.record_reply(via="mail")`` with its
-  files and this server's own Authentication-Results (DKIM checked here; SPF is not
-  checked yet: no SPF library is installed, and the record says ``spf=none``).
+  files and this server's own Authentication-Results (:mod:`appliance.mail_auth`: DKIM
+  per signature, SPF of the client for the MAIL FROM or HELO domain).
 - ``entry-<code>@`` the mail domain: empty-mail registration. The router calls the
   injected ``register(app, code, address)`` (contract below).
 - ``help@`` the mail domain (:data:`appliance.enquiries.MAIL_LOCAL`): a stuck guardian's
@@ -54,9 +54,7 @@ from dataclasses import dataclass
 from email.message import Message
 from email.utils import getaddresses
 
-import dkim
-
-from appliance import attachments, bounces, deliveries, enquiries, mime, replies, tokens
+from appliance import attachments, bounces, deliveries, enquiries, mail_auth, mime, replies, tokens
 from appliance.errors import InvalidInput, NotFound
 from appliance.mail import reply_token
 from appliance.mime import MailRefused
@@ -105,13 +103,13 @@ class Outcome:
 
 
 class Router:
-    """Routes inbound mail by recipient; holds the injected registration step and DKIM's DNS look-up."""
+    """Routes inbound mail by recipient; holds the injected registration step and DNS look-up (DKIM, SPF)."""
 
-    def __init__(self, app, *, register: Register = register_by_mail, dns_txt: Callable | None = None,
+    def __init__(self, app, *, dns: mail_auth.Lookup, register: Register = register_by_mail,
                  limiter: RateLimiter | None = None):
         self.app = app
         self.register = register
-        self.dns_txt = dns_txt
+        self.dns = dns
         self.limiter = limiter
         mail_domain = app.config["mail"]["domain"].lower()
         self.mail_domain = mail_domain
@@ -150,8 +148,11 @@ class Router:
                                                "学校からのメールのリンクのページから返信してください。") from None
         return route
 
-    def route_mail(self, envelope_from: str, recipient: str, raw: bytes, peer: str) -> Outcome:
-        """Do what the recipient address is for with the mail; return only when what it stores is committed."""
+    def route_mail(self, envelope_from: str, recipient: str, raw: bytes, peer: str, helo: str = "") -> Outcome:
+        """Do what the recipient address is for with the mail; return only when what it stores is committed.
+
+        ``peer`` is the client's IP address and ``helo`` the name it gave (both for SPF).
+        """
         if b"\n" in raw.replace(b"\r\n", b"") or b"\r" in raw.replace(b"\r\n", b""):
             # A bare LF or CR is how SMTP smuggling hides a second message: refuse rather than guess.
             raise MailRefused("policy", "改行の形式が正しくないメール（CR/LF 単独）は受け付けていません。")
@@ -159,7 +160,7 @@ class Router:
         if route.kind == "bounce":
             return self._bounce(route.key, envelope_from, raw)
         if route.kind == "reply":
-            return self._reply(route.key, raw)
+            return self._reply(route.key, raw, client=peer, mail_from=envelope_from, helo=helo)
         if route.kind == "enquiry":
             return self._enquiry(envelope_from, raw, peer)
         return self._entry(route.key, envelope_from, raw, peer)
@@ -176,7 +177,7 @@ class Router:
                                    [deliveries.Outcome(delivery_id, "bounced", detail)])
         return Outcome("bounce", report.status)
 
-    def _reply(self, token: str, raw: bytes) -> Outcome:
+    def _reply(self, token: str, raw: bytes, *, client: str, mail_from: str, helo: str) -> Outcome:
         message = mime.parse(raw)
         if (message.get("Auto-Submitted") or "no").strip().lower() != "no":
             return Outcome("ignored", "auto-submitted")     # vacation notices are not replies
@@ -185,7 +186,7 @@ class Router:
             grant = tokens.resolve_token(self.app, token, "reply")
         except NotFound as exc:
             raise MailRefused("recipient", str(exc)) from None
-        auth = self.authentication_results(raw, message)
+        auth = self.authentication_results(raw, message, client=client, mail_from=mail_from, helo=helo)
         try:
             reply = replies.record_reply(self.app, grant.message_id, grant.guardian_id, body, files, via="mail",
                                          auth_results=auth)
@@ -231,40 +232,18 @@ class Router:
             raise MailRefused("content", str(exc)) from None
         return Outcome("enquiry", enquiry.id)
 
-    def authentication_results(self, raw: bytes, message: Message) -> str:
-        """This server's Authentication-Results for a mail (RFC 8601): DKIM per signature, SPF not checked.
+    def authentication_results(self, raw: bytes, message: Message, *, client: str, mail_from: str,
+                               helo: str) -> str:
+        """This server's Authentication-Results for a mail (RFC 8601): DKIM per signature, SPF of the client.
 
         Only domains are written, never an address: the school sees this beside the reply.
         """
-        results = []
-        signatures = message.get_all("DKIM-Signature") or []
-        for index, signature in enumerate(signatures[:5]):
-            domain = _tag(str(signature), "d")
-            try:
-                kwargs = {"dnsfunc": self.dns_txt} if self.dns_txt else {}
-                verdict = "pass" if dkim.DKIM(raw, timeout=5).verify(idx=index, **kwargs) else "fail"
-            except dkim.DnsTimeoutError:
-                verdict = "temperror"
-            except dkim.ValidationError:     # dkimpy raises for a body changed in transit
-                verdict = "fail"
-            except (dkim.DKIMException, ValueError, IndexError, UnicodeError):
-                verdict = "permerror"
-            except Exception:       # dnspython's own errors (no nameservers, SERVFAIL) pass through dkimpy
-                log.warning("DKIM check failed", exc_info=True)
-                verdict = "temperror"
-            results.append(f"dkim={verdict} header.d={domain or 'unknown'}")
-        if not results:
-            results.append("dkim=none")
+        results = [*mail_auth.dkim_results(raw, message, self.dns),
+                   mail_auth.spf_result(self.dns, client, mail_from, helo)]
         from_domain = sender_address(message).rpartition("@")[2]
-        results.append("spf=none (not checked)")
         if from_domain:
             results.append(f"header.from={from_domain}")
         return f"{self.authserv_id}; " + "; ".join(results)
-
-
-def _tag(signature: str, name: str) -> str:
-    match = re.search(rf"(?:^|;)\s*{name}\s*=\s*([^;\s]+)", " ".join(signature.split()))
-    return re.sub(r"[^A-Za-z0-9.-]", "", match[1])[:253] if match else ""
 
 
 def sender_address(message: Message) -> str:
