@@ -360,3 +360,11 @@ def test_enquiries_by_mail_are_limited_per_sender_and_per_client(app):
     assert send("jiro@example.jp", "192.0.2.8") == "enquiry"         # another sender from the same server
     assert [send(f"g{n}@example.jp", "198.51.100.9") for n in range(31)][-2:] == ["enquiry", "rate"]
     assert Enquiry.select().count() == 5 + 1 + 30
+
+
+def test_an_enquiry_with_raw_utf8_headers_keeps_its_japanese(app):
+    """Headers in 8-bit UTF-8 (SMTPUTF8 mailers) were read as U+FFFD: the name and subject were lost."""
+    raw = "From: 石川 花子 <hanako@example.jp>\r\nSubject: 登録できません\r\n\r\n返事が来ません。\r\n".encode()
+    _router(app).route_mail("hanako@example.jp", f"help@{DOMAIN}", raw, "192.0.2.8")
+    [listed] = enquiries.list_enquiries("open")
+    assert (listed.name, listed.body) == ("石川 花子", "件名: 登録できません\n返事が来ません。")
