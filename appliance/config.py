@@ -54,7 +54,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "mta": {
         "helo_name": "",                # empty: the mail domain
         "bounce_domain": "",            # VERP envelope senders live here; empty: the mail domain
-        "nameservers": [],              # empty: the system's resolvers
+        "nameservers": [],              # for MX, and DKIM/SPF of inbound mail; empty: the system's resolvers
         "transport": {},                # domain -> "host:port" relay; "*" relays every domain
         "dkim_selector": "renraku",
         "dkim_ed25519": False,          # add an Ed25519 signature beside the RSA one
@@ -62,7 +62,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "iso2022jp_domains": [],        # feature-phone domains that need ISO-2022-JP mail
         "domains": {},                  # per-domain limit overrides, see mta/policy.py
         "status_file": "run/mta-status.json",   # the running MTA's own view, for status and health
-        # Inbound SMTP (mta/inbound.py: bounces, replies, empty-mail registration), started by
+        # Inbound SMTP (mta/inbound.py: bounces, replies, empty-mail registration, enquiries), started by
         # `appliance mta run` when set and by `appliance mta inbound`. Loopback for development;
         # production binds port 25 on the public address ("0.0.0.0:25"); empty: not started by `mta run`.
         "inbound_bind": "127.0.0.1:2526",

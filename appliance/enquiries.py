@@ -1,5 +1,9 @@
 """Enquiries: a stuck guardian's message to the operator's desk, kept apart from every school.
 
+They come from the web form (``/help``) or by mail to :data:`MAIL_LOCAL` at the mail domain
+(the inbound server, :mod:`appliance.inbound`). Neither is acknowledged by mail: the address
+is nobody's confirmed address, and the operator answers in person.
+
 How to reach the guardian (an address or a number, as they typed it) is contact data:
 it is sealed like a contact point (AES-GCM with the contacts key, bound to the
 enquiry's id), listed nowhere, and opened only for the operator on one enquiry's page,
@@ -20,10 +24,17 @@ from appliance.models import Enquiry, School
 STATES = ("open", "closed")
 NAME_MAX, REACH_MAX, BODY_MAX = 60, 200, 2000
 LIST_LIMIT = 200
+MAIL_LOCAL = "help"         # enquiries by mail: help@<mail domain> (fixed, like entry-CODE@)
+MAIL_NAME = "（メールでのお問い合わせ）"     # the name of a mail enquiry whose From line gives none
 _KIND = "enquiry"     # the sealer's binding: a sealed value opens only on the row it was written for
 
 
-def submit_enquiry(app, *, name: str, reach: str, school_id: str, body: str) -> Enquiry:
+def enquiry_address(app) -> str:
+    """Return the address guardians mail enquiries to."""
+    return f"{MAIL_LOCAL}@{app.config['mail']['domain']}"
+
+
+def submit_enquiry(app, *, name: str, reach: str, school_id: str, body: str, via: str = "web") -> Enquiry:
     """Store a guardian's enquiry (open) with how to reach them sealed; raise InvalidInput naming the problem."""
     name, reach, body = " ".join(name.split()), reach.strip(), body.strip()
     for value, label, limit in ((name, "お名前", NAME_MAX), (reach, "連絡先", REACH_MAX), (body, "お問い合わせ内容", BODY_MAX)):
@@ -39,7 +50,7 @@ def submit_enquiry(app, *, name: str, reach: str, school_id: str, body: str) -> 
         enquiry = Enquiry.create(id=enquiry_id, school=school, name=name, body=body, created_at=app.clock.now(),
                                  reach_sealed=app.sealer.seal(enquiry_id, _KIND, reach))
         audit.record(app, "guardian:enquiry", "enquiry.create", school_id=school.id if school else None,
-                     subject_id=enquiry_id)
+                     subject_id=enquiry_id, detail={"via": via})
     return enquiry
 
 

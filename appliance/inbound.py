@@ -17,10 +17,16 @@ bounce domain, nothing else: never a relay):
 - ``reply+<token>@``: the Reply-To of a mail that needs a reply (appliance/mail.py).
   The token alone says which guardian and message; the From header is never used to
   decide who wrote. Stored through ``replies.record_reply(via="mail")`` with its
-  files and this server's own Authentication-Results (DKIM checked here; SPF is not
-  checked yet: no SPF library is installed, and the record says ``spf=none``).
+  files and this server's own Authentication-Results (:mod:`appliance.mail_auth`: DKIM
+  per signature, SPF of the client for the MAIL FROM or HELO domain).
 - ``entry-<code>@`` the mail domain: empty-mail registration. The router calls the
   injected ``register(app, code, address)`` (contract below).
+- ``help@`` the mail domain (:data:`appliance.enquiries.MAIL_LOCAL`): a stuck guardian's
+  enquiry, stored in the operator's list (``enquiries.submit_enquiry(via="mail")``) with
+  the sender's address sealed as how to reach them, the subject and own text as its body
+  (files are not kept; the body says how many came). Limited per sender address and per
+  client (ENQUIRY_SENDERS, ENQUIRY_CLIENTS: 450 beyond, so the sender's server tries again
+  later); auto-replies are dropped and bounces refused, so no loop can start here.
 - ``unsubscribe@``: named by the List-Unsubscribe header, but the appliance has no
   unsubscribe function yet, so it is refused with a pointer to the school.
 - anything else: 550.
@@ -48,9 +54,7 @@ from dataclasses import dataclass
 from email.message import Message
 from email.utils import getaddresses
 
-import dkim
-
-from appliance import attachments, bounces, deliveries, mime, replies, tokens
+from appliance import attachments, bounces, deliveries, enquiries, mail_auth, mime, replies, tokens
 from appliance.errors import InvalidInput, NotFound
 from appliance.mail import reply_token
 from appliance.mime import MailRefused
@@ -62,6 +66,9 @@ log = logging.getLogger(__name__)
 
 Register = Callable[[object, str, str], str]
 ENTRY_GUESSES = Limit("entry-client", 20, 3600)     # failed registration codes per client address
+ENQUIRY_SENDERS = Limit("enquiry-mail", 5, 3600)    # enquiries per sender address, as the web form's per client
+# Per client address too, since From is free to forge; above what one carrier's servers carry for many families.
+ENQUIRY_CLIENTS = Limit("enquiry-mail-client", 30, 3600)
 
 _BOUNCE = re.compile(r"b-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")
 _ENTRY = re.compile(r"entry-([A-Za-z0-9]{4,32})")
@@ -83,26 +90,26 @@ _ARCHIVE = "圧縮ファイル（zip など）は受け付けていません。�
 class Route:
     """What one of the appliance's addresses is for, and the key its local part carries."""
 
-    kind: str     # bounce, reply, entry
-    key: str      # the delivery id, the reply token, the registration code
+    kind: str     # bounce, reply, entry, enquiry
+    key: str      # the delivery id, the reply token, the registration code ("" for an enquiry)
 
 
 @dataclass(frozen=True)
 class Outcome:
     """What the router did with an accepted mail (for the log and the 250's text)."""
 
-    kind: str         # bounce, reply, entry, ignored
+    kind: str         # bounce, reply, entry, enquiry, ignored
     detail: str = ""
 
 
 class Router:
-    """Routes inbound mail by recipient; holds the injected registration step and DKIM's DNS look-up."""
+    """Routes inbound mail by recipient; holds the injected registration step and DNS look-up (DKIM, SPF)."""
 
-    def __init__(self, app, *, register: Register = register_by_mail, dns_txt: Callable | None = None,
+    def __init__(self, app, *, dns: mail_auth.Lookup, register: Register = register_by_mail,
                  limiter: RateLimiter | None = None):
         self.app = app
         self.register = register
-        self.dns_txt = dns_txt
+        self.dns = dns
         self.limiter = limiter
         mail_domain = app.config["mail"]["domain"].lower()
         self.mail_domain = mail_domain
@@ -122,6 +129,8 @@ class Router:
             return Route("reply", token)
         if entry and domain.lower().rstrip(".") == self.mail_domain:
             return Route("entry", entry[1])
+        if local.lower() == enquiries.MAIL_LOCAL and domain.lower().rstrip(".") == self.mail_domain:
+            return Route("enquiry", "")
         if local.lower() == "unsubscribe":
             raise MailRefused("unavailable", "メールでの配信停止はまだできません。学校にお問い合わせください。")
         raise MailRefused("recipient", _NO_SUCH)
@@ -139,8 +148,11 @@ class Router:
                                                "学校からのメールのリンクのページから返信してください。") from None
         return route
 
-    def route_mail(self, envelope_from: str, recipient: str, raw: bytes, peer: str) -> Outcome:
-        """Do what the recipient address is for with the mail; return only when what it stores is committed."""
+    def route_mail(self, envelope_from: str, recipient: str, raw: bytes, peer: str, helo: str = "") -> Outcome:
+        """Do what the recipient address is for with the mail; return only when what it stores is committed.
+
+        ``peer`` is the client's IP address and ``helo`` the name it gave (both for SPF).
+        """
         if b"\n" in raw.replace(b"\r\n", b"") or b"\r" in raw.replace(b"\r\n", b""):
             # A bare LF or CR is how SMTP smuggling hides a second message: refuse rather than guess.
             raise MailRefused("policy", "改行の形式が正しくないメール（CR/LF 単独）は受け付けていません。")
@@ -148,7 +160,9 @@ class Router:
         if route.kind == "bounce":
             return self._bounce(route.key, envelope_from, raw)
         if route.kind == "reply":
-            return self._reply(route.key, raw)
+            return self._reply(route.key, raw, client=peer, mail_from=envelope_from, helo=helo)
+        if route.kind == "enquiry":
+            return self._enquiry(envelope_from, raw, peer)
         return self._entry(route.key, envelope_from, raw, peer)
 
     def _bounce(self, delivery_id: str, envelope_from: str, raw: bytes) -> Outcome:
@@ -163,7 +177,7 @@ class Router:
                                    [deliveries.Outcome(delivery_id, "bounced", detail)])
         return Outcome("bounce", report.status)
 
-    def _reply(self, token: str, raw: bytes) -> Outcome:
+    def _reply(self, token: str, raw: bytes, *, client: str, mail_from: str, helo: str) -> Outcome:
         message = mime.parse(raw)
         if (message.get("Auto-Submitted") or "no").strip().lower() != "no":
             return Outcome("ignored", "auto-submitted")     # vacation notices are not replies
@@ -172,7 +186,7 @@ class Router:
             grant = tokens.resolve_token(self.app, token, "reply")
         except NotFound as exc:
             raise MailRefused("recipient", str(exc)) from None
-        auth = self.authentication_results(raw, message)
+        auth = self.authentication_results(raw, message, client=client, mail_from=mail_from, helo=helo)
         try:
             reply = replies.record_reply(self.app, grant.message_id, grant.guardian_id, body, files, via="mail",
                                          auth_results=auth)
@@ -197,40 +211,39 @@ class Router:
             raise MailRefused("recipient", str(exc)) from None
         return Outcome("entry", str(result)[:100])
 
-    def authentication_results(self, raw: bytes, message: Message) -> str:
-        """This server's Authentication-Results for a mail (RFC 8601): DKIM per signature, SPF not checked.
+    def _enquiry(self, envelope_from: str, raw: bytes, peer: str) -> Outcome:
+        if not envelope_from:
+            raise MailRefused("policy", "返送メールは受け付けていません。")
+        message = mime.parse(raw)
+        if (message.get("Auto-Submitted") or "no").strip().lower() != "no":
+            return Outcome("ignored", "auto-submitted")     # an out-of-office answer is no enquiry
+        address = sender_address(message) or envelope_from
+        if self.limiter is not None and not (self.limiter.hit(ENQUIRY_CLIENTS, peer)
+                                             and self.limiter.hit(ENQUIRY_SENDERS, address.lower())):
+            raise MailRefused("rate", "お問い合わせのメールが続いています。時間をおいて送ってください。")
+        text, files = split_text(message)
+        subject = " ".join(mime.header_text(message, "Subject").split())
+        body = "\n".join(filter(None, (subject and f"件名: {subject}", text,
+                                       files and f"（添付ファイル{len(files)}件は保存していません）")))
+        name = sender_name(message)[:enquiries.NAME_MAX] or enquiries.MAIL_NAME
+        try:
+            enquiry = enquiries.submit_enquiry(self.app, name=name, reach=address, school_id="", body=body, via="mail")
+        except InvalidInput as exc:
+            raise MailRefused("content", str(exc)) from None
+        return Outcome("enquiry", enquiry.id)
+
+    def authentication_results(self, raw: bytes, message: Message, *, client: str, mail_from: str,
+                               helo: str) -> str:
+        """This server's Authentication-Results for a mail (RFC 8601): DKIM per signature, SPF of the client.
 
         Only domains are written, never an address: the school sees this beside the reply.
         """
-        results = []
-        signatures = message.get_all("DKIM-Signature") or []
-        for index, signature in enumerate(signatures[:5]):
-            domain = _tag(str(signature), "d")
-            try:
-                kwargs = {"dnsfunc": self.dns_txt} if self.dns_txt else {}
-                verdict = "pass" if dkim.DKIM(raw, timeout=5).verify(idx=index, **kwargs) else "fail"
-            except dkim.DnsTimeoutError:
-                verdict = "temperror"
-            except dkim.ValidationError:     # dkimpy raises for a body changed in transit
-                verdict = "fail"
-            except (dkim.DKIMException, ValueError, IndexError, UnicodeError):
-                verdict = "permerror"
-            except Exception:       # dnspython's own errors (no nameservers, SERVFAIL) pass through dkimpy
-                log.warning("DKIM check failed", exc_info=True)
-                verdict = "temperror"
-            results.append(f"dkim={verdict} header.d={domain or 'unknown'}")
-        if not results:
-            results.append("dkim=none")
+        results = [*mail_auth.dkim_results(raw, message, self.dns),
+                   mail_auth.spf_result(self.dns, client, mail_from, helo)]
         from_domain = sender_address(message).rpartition("@")[2]
-        results.append("spf=none (not checked)")
         if from_domain:
             results.append(f"header.from={from_domain}")
         return f"{self.authserv_id}; " + "; ".join(results)
-
-
-def _tag(signature: str, name: str) -> str:
-    match = re.search(rf"(?:^|;)\s*{name}\s*=\s*([^;\s]+)", " ".join(signature.split()))
-    return re.sub(r"[^A-Za-z0-9.-]", "", match[1])[:253] if match else ""
 
 
 def sender_address(message: Message) -> str:
@@ -239,10 +252,17 @@ def sender_address(message: Message) -> str:
     return found[0].strip() if len(found) == 1 and _ADDRESS_TEXT.fullmatch(found[0].strip()) else ""
 
 
-def read_reply(message: Message) -> tuple[str, list[tuple[str, bytes]]]:
-    """A reply mail's own text (quoted original cut) and its files; archives refused, sizes checked first."""
+def sender_name(message: Message) -> str:
+    """The display name in the From header when it is a name (no address in it), or ''."""
+    found = getaddresses([mime.header_text(message, "From")])
+    name = " ".join(found[0][0].split()) if len(found) == 1 else ""
+    return "" if "@" in name else name
+
+
+def split_text(message: Message) -> tuple[str, list[tuple[str, str, bytes]]]:
+    """A mail's own text (quoted original cut) and its files as (name, content type, data)."""
     texts: dict[str, str] = {}
-    files: list[tuple[str, bytes]] = []
+    files: list[tuple[str, str, bytes]] = []
     for part in mime.parts(message):
         content_type = part.get_content_type()
         name = mime.filename(part)
@@ -253,18 +273,23 @@ def read_reply(message: Message) -> tuple[str, list[tuple[str, bytes]]]:
             texts.setdefault(content_type, mime.part_text(part))
             continue
         data = part.get_payload(decode=True)
-        if not isinstance(data, bytes) or not data:
-            continue
+        if isinstance(data, bytes) and data:
+            files.append((name, content_type, data))
+    return _own_text(texts.get("text/plain", texts.get("text/html", ""))), files
+
+
+def read_reply(message: Message) -> tuple[str, list[tuple[str, bytes]]]:
+    """A reply mail's own text (quoted original cut) and its files; archives refused, sizes checked first."""
+    text, files = split_text(message)
+    for name, content_type, data in files:
         if (data.startswith(_ARCHIVE_MAGIC) and attachments.detect_type(data) is None) \
                 or _ARCHIVE_TYPES.search(content_type) or _ARCHIVE_NAMES.search(name):
             raise MailRefused("content", _ARCHIVE)
-        files.append((name or "attachment", data))
-    total = sum(len(data) for _, data in files)
+    total = sum(len(data) for _, _, data in files)
     if total > replies.MAX_FILES_BYTES:
         raise MailRefused("size", f"添付ファイルは合計{attachments.format_size(replies.MAX_FILES_BYTES)}までです"
                                   f"（{attachments.format_size(total)}あります）。小さくして送り直してください。")
-    text = texts.get("text/plain", texts.get("text/html", ""))
-    return _own_text(text), files
+    return text, [(name or "attachment", data) for name, _, data in files]
 
 
 def _own_text(text: str) -> str:

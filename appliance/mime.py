@@ -18,7 +18,7 @@ import html
 import re
 from collections.abc import Iterator
 from email import policy
-from email.header import decode_header
+from email.header import Header, decode_header
 from email.message import Message
 
 from appliance.errors import InvalidInput
@@ -147,7 +147,9 @@ def header_text(message: Message, name: str) -> str:
     if value is None:
         return ""
     try:
-        chunks = decode_header(str(value))
+        # A header in raw 8-bit (SMTPUTF8 mailers, careless ones) comes as a Header whose chunks
+        # keep their bytes: decoded like text, not through str(), which makes them U+FFFD.
+        chunks = decode_header(value if isinstance(value, Header) else str(value))
     except (ValueError, AssertionError):      # the standard library's own asserts on broken words
         return str(value)
     return "".join(decode_text(chunk, charset) if isinstance(chunk, bytes) else chunk

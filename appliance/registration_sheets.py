@@ -24,6 +24,7 @@ from reportlab.pdfgen import canvas
 
 import peewee
 
+from appliance.enquiries import enquiry_address
 from appliance.errors import InvalidInput, NotFound
 from appliance.models import RegistrationCode, School, Student
 from appliance.registration import count_live_codes, entry_address, format_code, issue_codes, registration_url
@@ -167,7 +168,8 @@ def _page(pdf, font, app, school, student, slots, domain) -> None:
             y -= 4.6 * mm
         y -= 1 * mm
     pdf.setFont(font, 8)
-    pdf.drawString(left, 12 * mm, f"登録できないときのお問い合わせ: {app.config['web']['base_url'].rstrip('/')}/help")
+    pdf.drawString(left, 12 * mm, f"登録できないときのお問い合わせ: {app.config['web']['base_url'].rstrip('/')}/help"
+                                  f"　メール: {enquiry_address(app)}")
 
 
 def _slot(pdf, font, app, left, top, width, slot, code) -> float:

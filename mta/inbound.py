@@ -1,9 +1,9 @@
-"""The inbound SMTP server (aiosmtpd): bounces, guardians' replies and empty-mail registrations.
+"""The inbound SMTP server (aiosmtpd): bounces, guardians' replies, empty-mail registrations and enquiries.
 
 The protocol side only: what an address is for and what happens to the mail is
-:mod:`appliance.inbound`, called in a thread (it reads and writes the database and
-may ask DNS for DKIM keys: never on the event loop). Limits, all in this process,
-which is one asyncio loop:
+:mod:`appliance.inbound`, called in a thread (it reads and writes the database and asks
+DNS for DKIM keys and SPF policies: never on the event loop). Limits, all in this
+process, which is one asyncio loop:
 
 - recipients: only the appliance's own domains (550 otherwise: never a relay), and
   one recipient per transaction (452 for the next: the client sends it again in
@@ -32,6 +32,7 @@ from appliance.inbound import Router
 from appliance.mime import MailRefused
 from appliance.ratelimit import open_limiter
 from appliance.registration import register_by_mail
+from mta.resolver import lookup_from_config
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,8 @@ class InboundHandler:
         peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer)
         try:
             outcome = await asyncio.to_thread(self.router.route_mail, envelope.mail_from or "",
-                                              envelope.rcpt_tos[0], envelope.original_content, peer)
+                                              envelope.rcpt_tos[0], envelope.original_content, peer,
+                                              session.host_name or "")
         except MailRefused as exc:
             log.info("inbound from %s refused (%s)", peer, exc.reason)
             return smtp_reply(exc.reason, str(exc))
@@ -130,12 +132,16 @@ class InboundController(Controller):
         return InboundSMTP(self.handler, **self.SMTP_kwargs)
 
 
-def controller_for(app, *, bind: str | None = None, register=None, dns_txt=None) -> InboundController:
-    """The inbound server for this appliance on [mta] inbound_bind (or bind), not started yet."""
+def controller_for(app, *, bind: str | None = None, register=None, dns=None) -> InboundController:
+    """The inbound server for this appliance on [mta] inbound_bind (or bind), not started yet.
+
+    DKIM and SPF ask DNS through ``dns`` (a look-up as :mod:`appliance.mail_auth` describes),
+    by default on ``[mta] nameservers``.
+    """
     settings = app.config["mta"]
     host, _, port = (bind or settings["inbound_bind"]).rpartition(":")
-    router = Router(app, register=register or register_by_mail,
-                    dns_txt=dns_txt, limiter=open_limiter(app))
+    router = Router(app, register=register or register_by_mail, dns=dns or lookup_from_config(app.config),
+                    limiter=open_limiter(app))
     handler = InboundHandler(router, max_connections=settings["inbound_max_connections"])
     return InboundController(handler, hostname=host.strip("[]"), port=int(port),
                              server_hostname=settings["helo_name"] or app.config["mail"]["domain"],

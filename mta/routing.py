@@ -363,8 +363,8 @@ def parse_endpoint(text: str, default_port: int) -> tuple[str, int]:
     return host, int(port)
 
 
-def from_config(config: Config, clock: Clock, default_port: int = SMTP_PORT) -> Router:
-    """Build the router from ``[mta] nameservers`` and ``[mta] transport``."""
+def nameservers_from_config(config: Config) -> list[tuple[str, int]]:
+    """``[mta] nameservers`` as (IP address, port) pairs; empty means the system's resolvers."""
     nameservers = []
     for entry in config["mta"]["nameservers"]:
         try:
@@ -373,6 +373,12 @@ def from_config(config: Config, clock: Clock, default_port: int = SMTP_PORT) -> 
         except ValueError as exc:
             raise ConfigError(f"mta.nameservers: {exc}; give an IP address, optionally with :port") from None
         nameservers.append((ip, port))
+    return nameservers
+
+
+def from_config(config: Config, clock: Clock, default_port: int = SMTP_PORT) -> Router:
+    """Build the router from ``[mta] nameservers`` and ``[mta] transport``."""
+    nameservers = nameservers_from_config(config)
     transport = {}
     for domain, relay in config["mta"]["transport"].items():
         try:

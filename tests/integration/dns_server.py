@@ -17,7 +17,7 @@ import threading
 from collections.abc import Sequence
 
 import pytest
-from dnslib import AAAA, MX, QTYPE, RCODE, RR, SOA, A, DNSError, DNSRecord
+from dnslib import AAAA, MX, QTYPE, RCODE, RR, SOA, TXT, A, DNSError, DNSRecord
 from dnslib.server import DNSLogger, DNSServer
 
 HOST = "127.0.0.1"
@@ -53,6 +53,11 @@ class Zone:
     def add_aaaa(self, name: str, *addresses: str, ttl: int | None = None) -> None:
         """Add IPv6 addresses to a name."""
         self._add(name, QTYPE.AAAA, [AAAA(str(ipaddress.IPv6Address(a))) for a in addresses], ttl)
+
+    def add_txt(self, name: str, *texts: str, ttl: int | None = None) -> None:
+        """Add TXT records (SPF policies, DKIM keys), each cut into strings of 255 bytes as DNS holds them."""
+        records = [text.encode() for text in texts]
+        self._add(name, QTYPE.TXT, [TXT([r[i:i + 255] for i in range(0, len(r), 255)]) for r in records], ttl)
 
     def remove(self, name: str) -> None:
         """Forget every record of a name, and its failure mode."""

@@ -1,4 +1,5 @@
-"""The inbound SMTP server on loopback, driven by smtplib: bounces, replies, size, relaying, entry, smuggling."""
+"""The inbound SMTP server on loopback, driven by smtplib: bounces, replies, size, relaying, entry, smuggling,
+enquiries; DKIM and SPF asked of a real DNS server on loopback."""
 import smtplib
 import socket
 from email.message import EmailMessage
@@ -9,11 +10,12 @@ from appliance import contacts, tokens
 from appliance.errors import InvalidInput
 from appliance.mail import reply_address
 from appliance.messages import create_message
-from appliance.models import Delivery, Recipient, Reply
+from appliance.models import Delivery, Enquiry, Recipient, Reply
 from mta.inbound import controller_for
+from mta.resolver import DnsLookup
 from tests.integration.conftest import free_port
 from tests.unit.guardian_fixtures import PDF, make_families
-from tests.unit.test_inbound import _bounce_to
+from tests.unit.test_inbound import _bounce_to, _dkim_signed
 
 DOMAIN = "renraku.example"
 
@@ -29,7 +31,7 @@ def entries():
 
 
 @pytest.fixture
-def server(app, families, entries):
+def server(app, families, entries, dns_server):
     def register(app_, code, address):
         if code != "GOOD1234":
             raise InvalidInput("登録コードが正しくないか、有効期限が切れています。")
@@ -37,7 +39,8 @@ def server(app, families, entries):
         return "sent"
 
     port = free_port()
-    controller = controller_for(app, bind=f"127.0.0.1:{port}", register=register)
+    controller = controller_for(app, bind=f"127.0.0.1:{port}", register=register,
+                                dns=DnsLookup([(dns_server.host, dns_server.port)]))
     controller.start()
     yield port
     controller.stop()
@@ -81,6 +84,32 @@ def test_a_reply_with_a_pdf_is_stored_and_shown_to_the_school(app, families, ser
     page = signed_in("op").get(f"/admin/s/{families.school.code}/messages/{families.message.id}/replies")
     html = page.get_data(as_text=True)
     assert "申込書を送ります。" in html and "申込書.pdf" in html and "taro@example.jp" not in html
+
+
+def test_spf_and_dkim_of_replies_are_asked_of_dns_and_shown_to_the_school(app, families, server, dns_server, signed_in):
+    """Every reply is taken whatever its results; the school sees them beside it (domains only)."""
+    signed, key_record = _dkim_signed(_reply("x", sender="taro@example.jp"), b"example.jp")
+    long_policy = "v=spf1 " + " ".join(f"ip4:10.{n}.0.0/16" for n in range(20)) + " ip4:127.0.0.0/8 -all"
+    dns_server.zone.add_txt("example.jp", long_policy, "another=record")       # two strings in DNS: joined
+    dns_server.zone.add_txt("s1._domainkey.example.jp", key_record.decode())
+    dns_server.zone.add_txt("forged.example", "v=spf1 ip4:192.0.2.0/24 -all")
+    dns_server.zone.servfail("broken.example")
+    pair = (families.taro.id, families.message.id)
+    address = reply_address(tokens.issue_tokens(app, "reply", [pair])[pair], DOMAIN)
+    with _smtp(server) as client:
+        client.sendmail("taro@example.jp", [address], signed)
+        client.sendmail("taro@forged.example", [address], _reply(address))
+        client.sendmail("taro@broken.example", [address], _reply(address))
+        client.sendmail("", [address], _reply(address))     # a null sender: the HELO name is checked
+    results = [r.auth_results for r in Reply.select().order_by(Reply.id)]
+    assert results == [
+        f"{DOMAIN}; dkim=pass header.d=example.jp; spf=pass smtp.mailfrom=example.jp; header.from=example.jp",
+        f"{DOMAIN}; dkim=none; spf=fail smtp.mailfrom=forged.example; header.from=example.jp",
+        f"{DOMAIN}; dkim=none; spf=temperror smtp.mailfrom=broken.example; header.from=example.jp",
+        f"{DOMAIN}; dkim=none; spf=none smtp.helo=client.example.org; header.from=example.jp"]
+    page = signed_in("op").get(f"/admin/s/{families.school.code}/messages/{families.message.id}/replies")
+    html = page.get_data(as_text=True)
+    assert "spf=pass smtp.mailfrom=example.jp" in html and "spf=fail" in html and "taro@" not in html
 
 
 def test_an_oversize_mail_is_refused_at_data_in_japanese(app, families, server):
@@ -167,3 +196,17 @@ def test_too_many_connections_from_one_client_get_421(app, server):
             client.close()
     with _smtp(server) as client:      # freed again
         assert client.noop()[0] == 250
+
+
+def test_an_enquiry_by_mail_reaches_the_operators_desk_and_no_school(app, server, signed_in):
+    mail = EmailMessage()
+    mail["From"], mail["To"], mail["Subject"] = "山田 花子 <hanako.help@example.jp>", f"help@{DOMAIN}", "登録できません"
+    mail.set_content("空メールを送っても返事が来ません。3年1組 山田 一郎の母です。")
+    with _smtp(server) as client:
+        client.send_message(mail)
+    operator = signed_in("op")
+    listed = operator.get("/admin/enquiries").get_data(as_text=True)
+    assert "山田 花子" in listed and "空メールを送っても" in listed and "hanako.help@" not in listed
+    [enquiry] = Enquiry.select()
+    assert "hanako.help@example.jp" in operator.get(f"/admin/enquiries/{enquiry.id}").get_data(as_text=True)
+    assert signed_in("admin-a").get("/admin/enquiries").status_code in (403, 404)

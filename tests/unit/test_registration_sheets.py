@@ -31,6 +31,7 @@ def test_a_class_sheet_has_a_page_per_child_whose_qr_codes_decode_to_its_codes(a
     page = pdf.pages[1]
     text = page.extract_text()
     assert "さくら小学校" in text and "山田 2郎" in text and "docomo" in text and "SoftBank" in text
+    assert "help@renraku.example" in text       # where a stuck guardian can write
     decoded = [b.text for image in page.images for b in zxingcpp.read_barcodes(image.image)]
     expected = []
     for slot in (1, 2):

@@ -163,6 +163,7 @@ def send_enquiry(client, staff, **fields):
 
 
 def test_an_enquiry_reaches_the_operator_who_alone_sees_how_to_reach_them(app, client, staff, signed_in):
+    assert 'href="mailto:help@renraku.example"' in client.get("/help").get_data(as_text=True)     # or by mail
     assert "受け付けました" in send_enquiry(client, staff).get_data(as_text=True)
     assert client.post("/help", data={"name": "x", "reach": "y", "body": "z"}).status_code == 400    # no CSRF
     operator = signed_in("op")

@@ -1,5 +1,7 @@
 """The enquiry form for a guardian who is stuck (``/help``): it lands in the operator's list, never a school's.
 
+The page also gives the address that takes enquiries by mail (:mod:`appliance.inbound`).
+
 No capability yet, so the form carries the session's CSRF token; submissions are
 limited per client address (:data:`ENQUIRIES`) so the desk cannot be flooded.
 """
@@ -21,7 +23,8 @@ ENQUIRIES = ratelimit.Limit("enquiry", 5, 3600)
 
 def _form(status: int = 200, **context):
     schools = list(School.select(School.id, School.name).order_by(School.name))
-    return render_page("guardian/enquiry.html", status, schools=schools, **{"form": {}, **context})
+    return render_page("guardian/enquiry.html", status, schools=schools,
+                       address=enquiries.enquiry_address(g.appliance), **{"form": {}, **context})
 
 
 @bp.get("/help")
