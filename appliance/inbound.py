@@ -21,8 +21,10 @@ bounce domain, nothing else: never a relay):
   checked yet: no SPF library is installed, and the record says ``spf=none``).
 - ``entry-<code>@`` the mail domain: empty-mail registration. The router calls the
   injected ``register(app, code, address)`` (contract below).
-- ``unsubscribe@``: named by the List-Unsubscribe header, but the appliance has no
-  unsubscribe function yet, so it is refused with a pointer to the school.
+- ``unsubscribe@``: the mailto of the List-Unsubscribe header (appliance/mail.py), the
+  token in the Subject. Stops the token's guardian's routine mail with the web link's
+  core function (``routine_mail.unsubscribe``); no token, or an unknown or expired one,
+  gets a 550 that says how else to stop it.
 - anything else: 550.
 
 The registration callable, ``register(app, code: str, address: str) -> str``: ``code``
@@ -50,7 +52,7 @@ from email.utils import getaddresses
 
 import dkim
 
-from appliance import attachments, bounces, deliveries, mime, replies, tokens
+from appliance import attachments, bounces, deliveries, mime, replies, routine_mail, tokens
 from appliance.errors import InvalidInput, NotFound
 from appliance.mail import reply_token
 from appliance.mime import MailRefused
@@ -66,6 +68,7 @@ ENTRY_GUESSES = Limit("entry-client", 20, 3600)     # failed registration codes 
 _BOUNCE = re.compile(r"b-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")
 _ENTRY = re.compile(r"entry-([A-Za-z0-9]{4,32})")
 _ADDRESS_TEXT = re.compile(r"[^\s<>@]+@[^\s<>@]+")
+_SUBJECT_TOKEN = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{22}(?![A-Za-z0-9_-])")
 _QUOTE_START = re.compile(r"^(-{2,}\s*(original message|元のメッセージ|転送メッセージ)|"
                           r"on .{0,200} wrote:|\d{4}[年/-].{0,100}(wrote|書きました|のメッセージ)[:：]?)\s*-*\s*$",
                           re.I | re.M)
@@ -83,7 +86,7 @@ _ARCHIVE = "圧縮ファイル（zip など）は受け付けていません。�
 class Route:
     """What one of the appliance's addresses is for, and the key its local part carries."""
 
-    kind: str     # bounce, reply, entry
+    kind: str     # bounce, reply, entry, unsubscribe
     key: str      # the delivery id, the reply token, the registration code
 
 
@@ -91,7 +94,7 @@ class Route:
 class Outcome:
     """What the router did with an accepted mail (for the log and the 250's text)."""
 
-    kind: str         # bounce, reply, entry, ignored
+    kind: str         # bounce, reply, entry, unsubscribe, ignored
     detail: str = ""
 
 
@@ -123,7 +126,7 @@ class Router:
         if entry and domain.lower().rstrip(".") == self.mail_domain:
             return Route("entry", entry[1])
         if local.lower() == "unsubscribe":
-            raise MailRefused("unavailable", "メールでの配信停止はまだできません。学校にお問い合わせください。")
+            return Route("unsubscribe", "")
         raise MailRefused("recipient", _NO_SUCH)
 
     def check_recipient(self, address: str) -> Route:
@@ -149,6 +152,8 @@ class Router:
             return self._bounce(route.key, envelope_from, raw)
         if route.kind == "reply":
             return self._reply(route.key, raw)
+        if route.kind == "unsubscribe":
+            return self._unsubscribe(raw)
         return self._entry(route.key, envelope_from, raw, peer)
 
     def _bounce(self, delivery_id: str, envelope_from: str, raw: bytes) -> Outcome:
@@ -181,6 +186,17 @@ class Router:
         except InvalidInput as exc:
             raise MailRefused("content", str(exc)) from None
         return Outcome("reply", reply.id)
+
+    def _unsubscribe(self, raw: bytes) -> Outcome:
+        # The token is in the Subject, as the List-Unsubscribe mailto puts it; a mailer may add "Re: " or the like.
+        for token in _SUBJECT_TOKEN.findall(mime.header_text(mime.parse(raw), "Subject"))[:3]:
+            try:
+                routine_mail.unsubscribe(self.app, token)
+            except NotFound:
+                continue
+            return Outcome("unsubscribe")
+        raise MailRefused("unsubscribe", "件名に配信停止のコードがないか、有効期限が切れています。"
+                                         "学校からのメールの配信停止のリンクか、マイページの設定から停止してください。")
 
     def _entry(self, code: str, envelope_from: str, raw: bytes, peer: str) -> Outcome:
         if not envelope_from:

@@ -1,18 +1,22 @@
-"""Stopping routine mail: the guardian's choice, the deliveries it skips, /u/<token>, one-click, the portal."""
+"""Stopping routine mail: the guardian's choice, the deliveries it skips, /u/<token>, one-click, unsubscribe@, the portal."""
 import email
 import json
 import re
+from email.message import EmailMessage
 
 import pytest
 
 from appliance import contacts, db, followup, messages, portal, routine_mail, tokens
+from appliance.inbound import Router
 from appliance.mail import render_deliveries
 from appliance.messages import create_message
-from appliance.models import Delivery, Guardian, Recipient
+from appliance.mime import MailRefused
+from appliance.models import Delivery, Guardian, Message, Recipient
 from appliance.sample_data import ADDRESS_MARKER
 from tests.unit.guardian_fixtures import make_families
 from tests.unit.test_guardian_web import form_token, signed_in_guardian
 
+DOMAIN = "renraku.example"
 PUSH = json.dumps({"endpoint": "https://push.example/1", "keys": {"p256dh": "B" * 87, "auth": "A" * 22}})
 
 
@@ -189,3 +193,37 @@ def test_the_review_page_shows_how_many_stopped_and_no_address(app, staff, roste
     unsubscribe_page = signed_in("admin-a").get(f"/u/{_unsubscribe_token(app, guardian, message)}")
     assert unsubscribe_page.status_code == 200 and not ADDRESS_MARKER.search(unsubscribe_page.get_data(as_text=True))
 
+
+# --- unsubscribe@ -----------------------------------------------------------------------------------
+
+def _mail(subject: str) -> bytes:
+    mail = EmailMessage()
+    mail["From"], mail["To"], mail["Subject"] = "taro@example.jp", f"unsubscribe@{DOMAIN}", subject
+    mail.set_content("")
+    return mail.as_bytes(policy=mail.policy.clone(linesep="\r\n"))
+
+
+def test_mail_to_unsubscribe_with_the_token_as_subject_stops_routine_mail(app, families):
+    token = _unsubscribe_token(app, families.taro, families.message)
+    router = Router(app)
+    assert router.check_recipient(f"unsubscribe@{DOMAIN}").kind == "unsubscribe"
+    for subject in (token, f"Re: {token}"):         # again: still a 250
+        assert router.route_mail("taro@example.jp", f"UNSUBSCRIBE@{DOMAIN}", _mail(subject), "192.0.2.1").kind \
+            == "unsubscribe"
+    assert _routine_mail(families.taro) is False and _routine_mail(families.hanako) is True
+
+
+@pytest.mark.parametrize("subject", ["", "配信停止", "A" * 22, "stop please"])
+def test_mail_to_unsubscribe_without_a_valid_token_is_refused_politely(app, families, subject):
+    with pytest.raises(MailRefused) as refused:
+        Router(app).route_mail("taro@example.jp", f"unsubscribe@{DOMAIN}", _mail(subject), "192.0.2.1")
+    assert refused.value.reason == "unsubscribe" and "マイページ" in str(refused.value)
+    assert Guardian.select().where(Guardian.routine_mail == False).count() == 0  # noqa: E712
+
+
+def test_an_expired_token_by_mail_is_refused(app, families, clock):
+    token = _unsubscribe_token(app, families.taro, families.message)
+    clock.advance(days=91)
+    with pytest.raises(MailRefused):
+        Router(app).route_mail("taro@example.jp", f"unsubscribe@{DOMAIN}", _mail(token), "192.0.2.1")
+    assert Message.select().count() == 1 and _routine_mail(families.taro) is True
