@@ -27,8 +27,10 @@ bounce domain, nothing else: never a relay):
   (files are not kept; the body says how many came). Limited per sender address and per
   client (ENQUIRY_SENDERS, ENQUIRY_CLIENTS: 450 beyond, so the sender's server tries again
   later); auto-replies are dropped and bounces refused, so no loop can start here.
-- ``unsubscribe@``: named by the List-Unsubscribe header, but the appliance has no
-  unsubscribe function yet, so it is refused with a pointer to the school.
+- ``unsubscribe@``: the mailto of the List-Unsubscribe header (appliance/mail.py), the
+  token in the Subject. Stops the token's guardian's routine mail with the web link's
+  core function (``routine_mail.unsubscribe``); no token, or an unknown or expired one,
+  gets a 550 that says how else to stop it.
 - anything else: 550.
 
 The registration callable, ``register(app, code: str, address: str) -> str``: ``code``
@@ -54,7 +56,7 @@ from dataclasses import dataclass
 from email.message import Message
 from email.utils import getaddresses
 
-from appliance import attachments, bounces, deliveries, enquiries, mail_auth, mime, replies, tokens
+from appliance import attachments, bounces, deliveries, enquiries, mail_auth, mime, replies, routine_mail, tokens
 from appliance.errors import InvalidInput, NotFound
 from appliance.mail import reply_token
 from appliance.mime import MailRefused
@@ -73,6 +75,7 @@ ENQUIRY_CLIENTS = Limit("enquiry-mail-client", 30, 3600)
 _BOUNCE = re.compile(r"b-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")
 _ENTRY = re.compile(r"entry-([A-Za-z0-9]{4,32})")
 _ADDRESS_TEXT = re.compile(r"[^\s<>@]+@[^\s<>@]+")
+_SUBJECT_TOKEN = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{22}(?![A-Za-z0-9_-])")
 _QUOTE_START = re.compile(r"^(-{2,}\s*(original message|元のメッセージ|転送メッセージ)|"
                           r"on .{0,200} wrote:|\d{4}[年/-].{0,100}(wrote|書きました|のメッセージ)[:：]?)\s*-*\s*$",
                           re.I | re.M)
@@ -90,15 +93,15 @@ _ARCHIVE = "圧縮ファイル（zip など）は受け付けていません。�
 class Route:
     """What one of the appliance's addresses is for, and the key its local part carries."""
 
-    kind: str     # bounce, reply, entry, enquiry
-    key: str      # the delivery id, the reply token, the registration code ("" for an enquiry)
+    kind: str     # bounce, reply, entry, enquiry, unsubscribe
+    key: str      # the delivery id, the reply token, the registration code ("" for an enquiry or unsubscribe)
 
 
 @dataclass(frozen=True)
 class Outcome:
     """What the router did with an accepted mail (for the log and the 250's text)."""
 
-    kind: str         # bounce, reply, entry, enquiry, ignored
+    kind: str         # bounce, reply, entry, enquiry, unsubscribe, ignored
     detail: str = ""
 
 
@@ -132,7 +135,7 @@ class Router:
         if local.lower() == enquiries.MAIL_LOCAL and domain.lower().rstrip(".") == self.mail_domain:
             return Route("enquiry", "")
         if local.lower() == "unsubscribe":
-            raise MailRefused("unavailable", "メールでの配信停止はまだできません。学校にお問い合わせください。")
+            return Route("unsubscribe", "")
         raise MailRefused("recipient", _NO_SUCH)
 
     def check_recipient(self, address: str) -> Route:
@@ -163,6 +166,8 @@ class Router:
             return self._reply(route.key, raw, client=peer, mail_from=envelope_from, helo=helo)
         if route.kind == "enquiry":
             return self._enquiry(envelope_from, raw, peer)
+        if route.kind == "unsubscribe":
+            return self._unsubscribe(raw)
         return self._entry(route.key, envelope_from, raw, peer)
 
     def _bounce(self, delivery_id: str, envelope_from: str, raw: bytes) -> Outcome:
@@ -195,6 +200,17 @@ class Router:
         except InvalidInput as exc:
             raise MailRefused("content", str(exc)) from None
         return Outcome("reply", reply.id)
+
+    def _unsubscribe(self, raw: bytes) -> Outcome:
+        # The token is in the Subject, as the List-Unsubscribe mailto puts it; a mailer may add "Re: " or the like.
+        for token in _SUBJECT_TOKEN.findall(mime.header_text(mime.parse(raw), "Subject"))[:3]:
+            try:
+                routine_mail.unsubscribe(self.app, token)
+            except NotFound:
+                continue
+            return Outcome("unsubscribe")
+        raise MailRefused("unsubscribe", "件名に配信停止のコードがないか、有効期限が切れています。"
+                                         "学校からのメールの配信停止のリンクか、マイページの設定から停止してください。")
 
     def _entry(self, code: str, envelope_from: str, raw: bytes, peer: str) -> Outcome:
         if not envelope_from:

@@ -23,7 +23,7 @@ from datetime import datetime
 import peewee
 
 from appliance import attachments as files
-from appliance import audit, db, quiet_hours, staff, targeting
+from appliance import audit, db, quiet_hours, routine_mail, staff, targeting
 from appliance.errors import InvalidInput, NotFound
 from appliance.models import (
     Attachment, AuditEntry, ContactPoint, Delivery, Guardian, Message, Recipient, StaffUser, SurveyQuestion)
@@ -175,19 +175,25 @@ def audience_rule(audience: str, author: StaffUser | None) -> targeting.Rule:
     return rule if scope is None else targeting.And((rule, scope))
 
 
-def count_reach(school, audience: str, author: StaffUser | None, channels: Iterable[str] = ()) -> dict:
+def count_reach(school, audience: str, author: StaffUser | None, channels: Iterable[str] = (),
+                priority: str = "normal") -> dict:
     """Return how many students and guardians the audience reaches for this author, and, for the
-    channels given, how many live addresses (or devices) each would be sent to. Counts only."""
+    channels given, how many live addresses (or devices) each would be sent to, and for a routine
+    message by email how many of the guardians stopped routine mail. Counts only."""
     rule = audience_rule(audience, author)
     reach = targeting.count_audience(school, rule)
     channels = list(channels)
     if channels:
+        guardians = targeting.guardian_query(school, rule)
+        routine = priority != "emergency"
         reach["addresses"] = dict.fromkeys(channels, 0)
         reach["addresses"].update(
-            ContactPoint.select(ContactPoint.kind, peewee.fn.COUNT(ContactPoint.id))
-            .where(ContactPoint.guardian.in_(targeting.guardian_query(school, rule))
-                   & (ContactPoint.status == "active") & ContactPoint.kind.in_(channels))
+            ContactPoint.select(ContactPoint.kind, peewee.fn.COUNT(ContactPoint.id)).join(Guardian)
+            .where(ContactPoint.guardian.in_(guardians) & (ContactPoint.status == "active")
+                   & ContactPoint.kind.in_(channels) & (routine_mail.wanted() if routine else peewee.SQL("1")))
             .group_by(ContactPoint.kind).tuples())
+        if routine and "email" in channels:
+            reach["routine_mail_stopped"] = routine_mail.count_stopped(guardians)
     return reach
 
 
@@ -279,8 +285,9 @@ def delivery_rows(message: Message, channels: list[str], due_at: datetime, now: 
     # recipients at random: twice as slow for a whole school, and the cost of the whole
     # table for a single class. CROSS JOIN fixes the order in SQLite; PostgreSQL plans it
     # as a plain join.
-    # Routine messages wait for the end of a guardian's quiet hours (appliance/quiet_hours.py):
-    # one more key lookup per recipient, in the same statement.
+    # Routine messages wait for the end of a guardian's quiet hours (appliance/quiet_hours.py)
+    # and skip the email of those who stopped routine mail (appliance/routine_mail.py): one
+    # more key lookup per recipient, in the same statement.
     routine = message.priority != "emergency"
     due = (quiet_hours.due_at_expression(due_at) if routine
            # Bound as the field stores times (naive UTC text), or they would not compare.
@@ -294,7 +301,7 @@ def delivery_rows(message: Message, channels: list[str], due_at: datetime, now: 
     return (query.join(ContactPoint, peewee.JOIN.CROSS)
             .where((Recipient.message == message.id) & (ContactPoint.guardian == Recipient.guardian)
                    & (ContactPoint.status == "active") & ContactPoint.kind.in_(channels)
-                   & ((Guardian.id == Recipient.guardian) if routine else peewee.SQL("1"))))
+                   & (((Guardian.id == Recipient.guardian) & routine_mail.wanted()) if routine else peewee.SQL("1"))))
 
 
 def _move(message: Message, current: Sequence[str], **changes) -> None:

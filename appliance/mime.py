@@ -42,8 +42,8 @@ class MailRefused(InvalidInput):
 
     Reasons: ``recipient`` (no such address here), ``relay`` (not our domain),
     ``size`` (too big), ``content`` (what the mail carries), ``policy`` (who or how it
-    was sent), ``rate`` (too many tries; a temporary answer), ``unavailable``
-    (a route the appliance does not offer yet).
+    was sent), ``rate`` (too many tries; a temporary answer), ``unsubscribe``
+    (no valid unsubscribe token in the Subject).
     """
 
     def __init__(self, reason: str, text: str):

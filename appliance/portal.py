@@ -1,4 +1,5 @@
-"""The guardian's portal: sign-in by a mailed link, their children and messages, addresses, language, quiet hours.
+"""The guardian's portal: sign-in by a mailed link, their children and messages, addresses, language, quiet hours,
+routine mail (:mod:`appliance.routine_mail`).
 
 No password: a guardian asks for a sign-in link for one of their active addresses and
 gets it by mail (a system mail, :mod:`appliance.system_mail`); the link is good for an
@@ -20,6 +21,7 @@ from appliance.errors import InvalidInput, NotFound
 from appliance.models import (ContactPoint, Guardian, GuardianLink, Message, Receipt, Recipient, Reply, School,
                               Student, SurveyAnswer)
 from appliance.ratelimit import SIGN_IN_MAILS
+from appliance.routine_mail import set_routine_mail
 
 LOCALES = ("ja", "en")
 MESSAGES_SHOWN = 30
@@ -54,8 +56,9 @@ def sign_in(app, token: str) -> str:
     return grant.guardian_id
 
 
-def set_preferences(app, guardian_id: str, *, locale: str, quiet_from: int | None, quiet_until: int | None) -> None:
-    """Set the guardian's language and quiet hours (Tokyo hours; both None for none)."""
+def set_preferences(app, guardian_id: str, *, locale: str, quiet_from: int | None, quiet_until: int | None,
+                    routine_mail: bool | None = None) -> None:
+    """Set the guardian's language, quiet hours (Tokyo hours; both None for none) and routine mail (None: unchanged)."""
     if locale not in LOCALES:
         raise InvalidInput("言語の指定が正しくありません")
     if (quiet_from is None) != (quiet_until is None):
@@ -68,6 +71,8 @@ def set_preferences(app, guardian_id: str, *, locale: str, quiet_from: int | Non
     with db.write():
         Guardian.update(locale=locale, quiet_from=quiet_from, quiet_until=quiet_until).where(
             Guardian.id == guardian_id).execute()
+        if routine_mail is not None:
+            set_routine_mail(app, guardian_id, routine_mail)
 
 
 # --- addresses ------------------------------------------------------------------------------------

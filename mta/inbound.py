@@ -43,7 +43,7 @@ REPLIES = {
     "size": ("552", "5.3.4", "Message too big"),
     "content": ("554", "5.6.0", "Message content refused"),
     "policy": ("550", "5.7.1", "Message refused"),
-    "unavailable": ("550", "5.1.1", "Service not available at this address"),
+    "unsubscribe": ("550", "5.7.1", "No valid unsubscribe code in the Subject; use the link in the mail"),
     "rate": ("450", "4.7.1", "Too many failed attempts, try later"),
     "recipients": ("452", "4.5.3", "One recipient per message, send the others again"),
     "temporary": ("451", "4.3.0", "Temporary failure, try again later"),

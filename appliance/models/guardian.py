@@ -1,7 +1,7 @@
 """Guardians, their links to students, and their contact points (sealed at rest)."""
 import peewee
 
-from appliance.models.base import OWNED, BaseModel, UTCDateTimeField
+from appliance.models.base import OWNED, BaseModel, BooleanField, UTCDateTimeField
 from appliance.models.roster import Student
 
 LINK_STATUSES = ("pending", "approved", "rejected")
@@ -13,6 +13,8 @@ class Guardian(BaseModel):
     created_at = UTCDateTimeField()
     quiet_from = peewee.IntegerField(null=True)      # Tokyo hour quiet hours start (routine messages wait)
     quiet_until = peewee.IntegerField(null=True)     # Tokyo hour they end
+    routine_mail = BooleanField(default=True)        # off: routine messages make no email deliveries (appliance/routine_mail.py)
+    routine_mail_changed_at = UTCDateTimeField(null=True)
 
     class Meta:
         replication = OWNED

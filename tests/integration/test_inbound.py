@@ -10,7 +10,7 @@ from appliance import contacts, tokens
 from appliance.errors import InvalidInput
 from appliance.mail import reply_address
 from appliance.messages import create_message
-from appliance.models import Delivery, Enquiry, Recipient, Reply
+from appliance.models import Delivery, Enquiry, Guardian, Recipient, Reply
 from mta.inbound import controller_for
 from mta.resolver import DnsLookup
 from tests.integration.conftest import free_port
@@ -156,6 +156,23 @@ def test_an_empty_mail_calls_the_injected_registration(server, entries):
             client.sendmail("taro@docomo.ne.jp", [f"entry-WRONG999@{DOMAIN}"], empty)
     assert entries == [("GOOD1234", "taro@docomo.ne.jp")]
     assert refused.value.smtp_code == 550 and "登録コード" in refused.value.smtp_error.decode()
+
+
+def test_unsubscribe_by_mail_stops_routine_mail_and_a_bad_token_gets_a_550_in_both_languages(app, families, server):
+    pair = (families.taro.id, families.message.id)
+    token = tokens.issue_tokens(app, "unsubscribe", [pair])[pair]
+
+    def mail(subject: str) -> bytes:
+        return f"From: taro@example.jp\r\nTo: unsubscribe@{DOMAIN}\r\nSubject: {subject}\r\n\r\n".encode()
+
+    with _smtp(server) as client:
+        client.sendmail("taro@example.jp", [f"unsubscribe@{DOMAIN}"], mail(token))
+        with pytest.raises(smtplib.SMTPDataError) as refused:
+            client.sendmail("taro@example.jp", [f"unsubscribe@{DOMAIN}"], mail("stop"))
+    assert Guardian.get_by_id(families.taro.id).routine_mail is False
+    assert Guardian.get_by_id(families.hanako.id).routine_mail is True
+    text = refused.value.smtp_error.decode()
+    assert refused.value.smtp_code == 550 and "unsubscribe code" in text and "配信停止" in text
 
 
 def test_smuggled_second_message_is_neither_ended_early_nor_stored(app, families, server):

@@ -242,7 +242,6 @@ def test_bounces_on_three_messages_suspend_the_address(app, families, clock):
     ("b-0190f3a2-7c4e-7d10-9a6b-3c2f1e0d9b8a@example.com", "relay"),
     (f"postmaster-x@{DOMAIN}", "recipient"),
     (f"b-0190f3a2-7c4e-7d10-9a6b-3c2f1e0d9b8a@{DOMAIN}", "recipient"),     # no such delivery
-    (f"unsubscribe@{DOMAIN}", "unavailable"),
 ])
 def test_recipients_outside_our_routes_are_refused(app, address, reason):
     with pytest.raises(MailRefused) as refused:

@@ -81,7 +81,8 @@ def message_review(code: str, message_id: str):
     reach, reach_error = None, None
     if message.status != "released":
         try:
-            reach = messages.count_reach(g.school, message.audience, message.author, message.channel_list)
+            reach = messages.count_reach(g.school, message.audience, message.author, message.channel_list,
+                                          message.priority)
         except ApplianceError as error:
             reach_error = str(error)
     return render_template(

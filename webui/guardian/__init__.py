@@ -1,4 +1,4 @@
-"""The guardian side: the message page a mail's link opens (``/r/<token>``) and the portal (``/p/``).
+"""The guardian side: the message page a mail's link opens (``/r/<token>``), the portal (``/p/``), unsubscribing (``/u/``).
 
 Pages are for a cheap phone in a hurry: light (no page over 30 KB before its
 attachments), readable at 320 px, and reading and answering work without JavaScript
@@ -23,4 +23,4 @@ def guardian_headers(response):
     return response
 
 
-from webui.guardian import enquiry, message, portal, register  # noqa: E402,F401  (views register on bp)
+from webui.guardian import enquiry, message, portal, register, unsubscribe  # noqa: E402,F401  (views register on bp)

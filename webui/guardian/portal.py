@@ -153,7 +153,7 @@ def portal_show():
 @access(PUBLIC)
 @guardian_only
 def settings_show():
-    """Language and quiet hours."""
+    """Language, quiet hours and routine mail."""
     return _render("guardian/settings.html", hours=range(24), done=request.args.get("done", ""))
 
 
@@ -161,12 +161,12 @@ def settings_show():
 @access(PUBLIC)
 @guardian_only
 def settings_update():
-    """Save language and quiet hours."""
+    """Save language, quiet hours and routine mail."""
     form = request.form
     try:
         quiet = [int(form[k]) if form.get(k, "").isdigit() else None for k in ("quiet_from", "quiet_until")]
         portal.set_preferences(g.appliance, g.guardian.id, locale=form.get("locale", ""), quiet_from=quiet[0],
-                               quiet_until=quiet[1])
+                               quiet_until=quiet[1], routine_mail={"on": True, "off": False}.get(form.get("routine_mail")))
     except InvalidInput as refused:
         return _render("guardian/settings.html", 400, hours=range(24), error=str(refused))
     return _back("guardian.settings_show", "saved")
