@@ -25,6 +25,10 @@ every ``--think`` s on average, in another process) and their p95 is printed aga
 measures while its MTA sends. ``--profile N`` instead opens N /r/ links (and N /c/ links) in
 this process with Flask's test client under cProfile and prints where the time goes.
 
+After the two bursts the same gunicorn command serves bench/reference_app.py (a Flask view
+answering a fixed 2.5 KB page) and gets the same burst: gunicorn's and Flask's own share of an
+answer on this machine, in the same run.
+
 Prints figures and the targets (2,000 requests/s with p99 under 250 ms); asserts nothing.
 ``cpu ms`` is the web workers' CPU time (user and system, from /proc) per answer: unlike the
 rate, it hardly changes with what else the machine runs, and on 2 cores the target needs it
@@ -194,12 +198,29 @@ def workers_cpu(master: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def serve(command: list[str], env: dict, log_path: Path, bind: str) -> subprocess.Popen:
+    """Start gunicorn with its output in a file; return once it listens."""
+    with open(log_path, "wb") as log:
+        web = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    host, port = bind.rsplit(":", 1)
+    wait_for_port(host, int(port), timeout=30)
+    return web
+
+
+def measured_burst(web: subprocess.Popen, bind: str, paths: list[str], args: argparse.Namespace) -> Result:
+    """One burst, with the CPU time gunicorn's workers spent on it."""
+    cpu_before = workers_cpu(web.pid)
+    result = burst(bind, paths, args.connections, args.seconds, args.wrk_threads)
+    result.cpu = workers_cpu(web.pid) - cpu_before
+    return result
+
+
 def load() -> str:
     return " ".join(f"{n:.2f}" for n in os.getloadavg())
 
 
 def run(args: argparse.Namespace) -> None:
-    """Measure the ceiling, seed, serve, burst /r/ then /c/ (during a blast if asked), print, take all down."""
+    """Seed, serve, burst /r/ then /c/ then the reference (during a blast if asked), print, take all down."""
     workdir = Path(tempfile.mkdtemp(prefix="renraku-burst-"))
     bind = f"127.0.0.1:{free_port(('127.0.0.1',))}"
     web = blast = None
@@ -216,11 +237,8 @@ def run(args: argparse.Namespace) -> None:
         command[command.index("--workers") + 1] = str(args.workers or app.config["web"]["workers"])
         if args.threads:
             command[3:3] = ["--worker-class", "gthread", "--threads", str(args.threads)]
-        with open(workdir / "web.log", "wb") as log:
-            web = subprocess.Popen(command, env=dict(os.environ, APPLIANCE_DATA_DIR=str(app.data_dir)),
-                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        host, port = bind.rsplit(":", 1)
-        wait_for_port(host, int(port), timeout=30)
+        env = dict(os.environ, APPLIANCE_DATA_DIR=str(app.data_dir))
+        web = serve(command, env, workdir / "web.log", bind)
         burst(bind, [read[-1], check[-1]], 4, 1, 1)       # warm every worker: templates, connections
         if args.with_blast:
             blast = Blast(args.blast_guardians)
@@ -236,12 +254,15 @@ def run(args: argparse.Namespace) -> None:
         for label, paths in (("/r/<token> read report", read[:-1]), ("/c/<token> CoCo-net", check[:-1])):
             load_before = load()
             staff = staff_alongside(f"http://{bind}", args, code, message_id, args.seconds)
-            cpu_before = workers_cpu(web.pid)
-            results[label] = burst(bind, paths, args.connections, args.seconds, args.wrk_threads)
-            results[label].cpu = workers_cpu(web.pid) - cpu_before
+            results[label] = measured_burst(web, bind, paths, args)
             if staff is not None:
                 staff.join()
             print(f"{label}: load average before {load_before}, after {load()}", flush=True)
+        stop_process(web)
+        # The reference: the same gunicorn serving a fixed page (bench/reference_app.py), the same burst.
+        web = serve(command[:-1] + ["--chdir", str(Path(__file__).parent), "reference_app:app"], env,
+                    workdir / "reference.log", bind)
+        results["reference (fixed page)"] = measured_burst(web, bind, read[:-1], args)
         if blast is not None and blast.process.poll() is not None:
             print(f"WARNING: blast.py ended (exit {blast.process.returncode}) before the bursts did: part of "
                   "them ran without the blast (lower --seconds or raise --blast-guardians)")
