@@ -179,6 +179,19 @@ def summarise_contacts(guardian_ids: list[str]) -> dict[str, ContactSummary]:
     return {g: ContactSummary(dict(counts[g]), dict(suspended[g]), dict(active[g])) for g in guardian_ids}
 
 
+_REACHABLE_IN_SCHOOL = (
+    "SELECT DISTINCT cp.guardian_id FROM contact_point cp"
+    " JOIN guardian_link l ON l.guardian_id = cp.guardian_id AND l.status = 'approved'"
+    " JOIN student s ON s.id = l.student_id AND s.status = 'enrolled'"
+    " WHERE s.school_id = {p} AND cp.status = 'active'")
+
+
+def reachable_in_school(school_id: str) -> set[str]:
+    """Return the ids of the school's approved guardians with a working channel (no contact data)."""
+    # One statement for a whole school: CoCo-net's dashboard asks it on every refresh in a disaster.
+    return {gid for (gid,) in db.fetch(_REACHABLE_IN_SCHOOL, (school_id,))}
+
+
 @dataclass(frozen=True)
 class RevealedContact:
     id: str
