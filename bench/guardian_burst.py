@@ -1,12 +1,13 @@
 """Benchmark: a burst of guardians opening their links (/r/<token> read reports, /c/<token> CoCo-net) under gunicorn.
 
 Run with ``.venv/bin/python bench/guardian_burst.py [--with-blast] [--workers N] [--threads N]``.
-In a throw-away data dir it seeds 40,000 guardians (``bench/webui_latency.py``'s ``seed``:
-one school, a message to all of them, signed-in staff), opens a CoCo-net event with every
-class marked protected and a few notices, issues a read token per guardian
-(``tokens.issue_tokens``) and a CoCo-net link per guardian (``coconet.guardian_links``), and
-starts gunicorn as ``appliance web`` does (``gunicorn_command``; ``--workers`` and
-``--threads`` change it, to compare).
+In a throw-away data dir it seeds 40,000 guardians in ``--schools`` schools
+(``bench/webui_latency.py``'s ``seed``, with signed-in staff at the first school), then plays
+a regional earthquake: every school sends a message to all its guardians and opens a CoCo-net
+event with every class marked protected and a few notices. It issues a read token per
+guardian (``tokens.issue_tokens``) and a CoCo-net link per guardian
+(``coconet.guardian_links``), and starts gunicorn as ``appliance web`` does
+(``gunicorn_command``; ``--workers`` and ``--threads`` change it, to compare).
 
 The load generator is wrk (Debian's package; ``bench/burst.lua`` gives every request a
 different guardian's link): ``--connections`` connections on ``--wrk-threads`` threads, each
@@ -21,7 +22,8 @@ records each one). All requests come from 127.0.0.1, so the
 rate limiter on link guessing would see one client: a 429 among valid links is a bug and is
 printed as such. During each burst ``--staff`` signed-in staff open the staff pages (one
 every ``--think`` s on average, in another process) and their p95 is printed against the
-300 ms target. ``--with-blast`` runs bench/blast.py (our MTA only, its own data dir) and
+300 ms target: the school's message pages during the read reports, its CoCo-net dashboard and
+a class's roll call during the CoCo-net burst. ``--with-blast`` runs bench/blast.py (our MTA only, its own data dir) and
 measures while its MTA sends. ``--profile N`` instead opens N /r/ links (and N /c/ links) in
 this process with Flask's test client under cProfile and prints where the time goes.
 
@@ -50,16 +52,23 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from blast import free_port, wait_for_port
+from blast import BODY, SUBJECT, free_port, wait_for_port
 from webui_latency import PAGES, Blast, Staff, measure, report, seed, stop_process
 
 from appliance import coconet, db, tokens
 from appliance.cli.services import gunicorn_command
+from appliance.messages import create_message
 from appliance.models import Recipient, School
 
 TARGET_RATE = 2_000
 TARGET_P99_MS = 250
 LUA = Path(__file__).with_name("burst.lua")
+# What staff open during the CoCo-net burst (during the read reports': webui_latency's PAGES).
+COCONET_PAGES = (
+    "/admin/s/{code}/coconet/{event}/",
+    "/admin/s/{code}/coconet/{event}/class/1/1",
+    "/status",
+)
 
 
 # --- the load generator: wrk --------------------------------------------------------------------
@@ -114,49 +123,56 @@ def burst(base: str, paths: list[str], connections: int, seconds: float, threads
 
 # --- staff pages at the same time -----------------------------------------------------------------
 
-def _staff_pages(base: str, count: int, paths: list[str], seconds: float, think: float) -> None:
+def _staff_pages(base: str, count: int, templates: tuple[str, ...], paths: list[str], seconds: float,
+                 think: float) -> None:
     clients = [Staff(base) for _ in range(count)]
     for number, client in enumerate(clients):
         client.sign_in(f"bench-staff{number:02d}")
     timings, errors, wall = measure(clients, paths, seconds, think)
     print(f"  staff pages during the burst ({count} staff, ~{think:g} s between pages):", flush=True)
-    report(timings, errors, paths, list(PAGES), wall)
+    report(timings, errors, paths, list(templates), wall)
 
 
-def staff_alongside(base: str, args, code: str, message_id: str, seconds: float):
+def staff_alongside(base: str, args, templates: tuple[str, ...], ids: dict[str, str]):
     """Start the staff's page loads in another process (its own GIL) for the burst's length, or None."""
     if not args.staff:
         return None
-    paths = [template.format(code=code, message=message_id) for template in PAGES]
-    process = multiprocessing.Process(target=_staff_pages, args=(base, args.staff, paths, seconds, args.think))
+    paths = [template.format(**ids) for template in templates]
+    process = multiprocessing.Process(target=_staff_pages,
+                                      args=(base, args.staff, templates, paths, args.seconds, args.think))
     process.start()
     return process
 
 
 # --- seeding and profiling ------------------------------------------------------------------------
 
-def prepare(app, code: str, message_id: str) -> tuple[list[str], list[str]]:
-    """Open a CoCo-net event (every class protected, notices); return the /r/ and /c/ paths, one per guardian."""
+def prepare(app, code: str) -> tuple[list[str], list[str], str]:
+    """A regional earthquake: every school messages all its guardians and opens CoCo-net (every class
+    protected, notices). Return the /r/ and /c/ paths (one per guardian each) and `code`'s event id."""
     started = time.perf_counter()
-    school = School.get(School.code == code)
-    event = coconet.open_event(app, school, kind="earthquake", title="地震発生に伴う児童の安否確認",
-                               body="児童は全員、体育館で待機しています。", send_notice=False, actor="bench")
-    for grade, class_name in coconet.school_classes(school):
-        coconet.set_class_state(app, event, grade, class_name, "protected", place="体育館", actor="bench")
-    for number in range(1, 4):
-        coconet.post_notice(app, event, f"お知らせ{number}: 引き渡しは正門で行います。身分証をお持ちください。",
-                            actor="bench")
-    guardians = [gid for (gid,) in Recipient.select(Recipient.guardian).where(Recipient.message == message_id)
-                 .order_by(Recipient.id).tuples()]
-    issued = tokens.issue_tokens(app, "read", [(gid, message_id) for gid in guardians])
-    read = [f"/r/{issued[(gid, message_id)]}" for gid in guardians]
-    links = coconet.guardian_links(app, guardians)
+    events = {}
+    for school in School.select().order_by(School.code):
+        if school.code != code:         # seed() sent `code`'s message
+            create_message(app, school, audience="all", subject=SUBJECT, body=BODY, priority="emergency",
+                           actor="bench")
+        event = events[school.code] = coconet.open_event(
+            app, school, kind="earthquake", title="地震発生に伴う児童の安否確認",
+            body="児童は全員、体育館で待機しています。", send_notice=False, actor="bench")
+        for grade, class_name in coconet.school_classes(school):
+            coconet.set_class_state(app, event, grade, class_name, "protected", place="体育館", actor="bench")
+        for number in range(1, 4):
+            coconet.post_notice(app, event, f"お知らせ{number}: 引き渡しは正門で行います。身分証をお持ちください。",
+                                actor="bench")
+    pairs = list(Recipient.select(Recipient.guardian, Recipient.message).order_by(Recipient.id).tuples())
+    issued = tokens.issue_tokens(app, "read", pairs)
+    read = [f"/r/{issued[pair]}" for pair in pairs]
+    links = coconet.guardian_links(app, [gid for gid, _ in pairs])
     base = app.config["web"]["base_url"].rstrip("/")
-    check = [links[gid].removeprefix(base) for gid in guardians]
+    check = [links[gid].removeprefix(base) for gid, _ in pairs]
     db.database.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    print(f"opened a CoCo-net event, issued {len(read):,d} read tokens and {len(check):,d} CoCo-net links "
-          f"in {time.perf_counter() - started:.1f} s", flush=True)
-    return read, check
+    print(f"{len(events)} schools each sent a message and opened a CoCo-net event; issued {len(read):,d} read "
+          f"tokens and {len(check):,d} CoCo-net links in {time.perf_counter() - started:.1f} s", flush=True)
+    return read, check, events[code].id
 
 
 def profile(app, read: list[str], check: list[str], count: int, lines: int) -> None:
@@ -228,7 +244,8 @@ def run(args: argparse.Namespace) -> None:
         print(f"cpus: {os.cpu_count()}, load average {load()}", flush=True)
         args.clients = max(args.staff, 1)       # webui_latency.seed's staff accounts
         app, code, message_id = seed(workdir / "data", args, bind)
-        read, check = prepare(app, code, message_id)
+        read, check, event_id = prepare(app, code)
+        ids = {"code": code, "message": message_id, "event": event_id}
         if args.profile:
             profile(app, read, check, args.profile, args.profile_lines)
             return
@@ -251,9 +268,10 @@ def run(args: argparse.Namespace) -> None:
               f"wrk: {args.connections} connections on {args.wrk_threads} threads, closed loop"
               f", up to {args.seconds:g} s per burst, each request a different guardian", flush=True)
         results = {}
-        for label, paths in (("/r/<token> read report", read[:-1]), ("/c/<token> CoCo-net", check[:-1])):
+        for label, paths, pages in (("/r/<token> read report", read[:-1], PAGES),
+                                    ("/c/<token> CoCo-net", check[:-1], COCONET_PAGES)):
             load_before = load()
-            staff = staff_alongside(f"http://{bind}", args, code, message_id, args.seconds)
+            staff = staff_alongside(f"http://{bind}", args, pages, ids)
             results[label] = measured_burst(web, bind, paths, args)
             if staff is not None:
                 staff.join()
@@ -285,7 +303,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--guardians", type=int, default=40_000)
     parser.add_argument("--addresses", type=int, default=1, help="addresses per guardian (1-4)")
-    parser.add_argument("--schools", type=int, default=1)
+    parser.add_argument("--schools", type=int, default=30, help="schools the guardians are spread over")
     parser.add_argument("--connections", type=int, default=64, help="concurrent connections of the generator")
     parser.add_argument("--wrk-threads", type=int, default=1, help="wrk's threads")
     parser.add_argument("--seconds", type=float, default=20.0, help="longest a burst runs")
