@@ -178,7 +178,11 @@ def test_web_registration_from_the_sheet_to_the_first_message(journey, sheet_cod
     send_to_class(site, "下校時刻の変更（Web登録）", tmp_path)
     mail = wait_for_mail(site, address, "下校時刻の変更（Web登録）")
     assert name in mail.get_body(("plain",)).get_content()
-    assert address not in site.log.read_text(encoding="utf-8", errors="replace")     # no contact data in logs
+    log = site.log.read_text(encoding="utf-8", errors="replace")
+    assert address not in log                                       # no contact data in logs
+    token = link.rsplit("/", 1)[1]
+    assert "GET /e/… " in log and "GET /e/ok/… " in log             # the requests are logged, their keys not
+    assert code not in log and token not in log
 
 
 def test_empty_mail_registration_from_the_sheet_to_the_first_message(journey, sheet_codes, tmp_path):
