@@ -115,7 +115,7 @@ def test_school_admin_sends_a_survey_with_a_pdf_and_watches_it_delivered(page, d
     _tick(page, "1-1")
     expect(page.get_by_label("条件")).to_have_value("class:1-1")
     expect(page.locator("#audience-count")).to_have_text(
-        f"生徒 {reach['students']} 人・保護者 {reach['guardians']} 人")          # the live count
+        f"児童生徒 {reach['students']} 人・保護者 {reach['guardians']} 人")          # the live count
     page.get_by_label("質問文").first.fill("遠足に参加しますか")
     page.get_by_label("選択肢（1行に1つ）").first.fill("参加する\n参加しない")
     page.get_by_label("回答必須").first.check()
@@ -126,7 +126,7 @@ def test_school_admin_sends_a_survey_with_a_pdf_and_watches_it_delivered(page, d
 
     expect(page.get_by_role("heading", level=1)).to_have_text("送信内容の確認")
     expect(page.locator(".reach-total")).to_have_text(
-        f"生徒 {reach['students']} 人の保護者 {reach['guardians']} 人に送ります")
+        f"児童生徒 {reach['students']} 人の保護者 {reach['guardians']} 人に送ります")
     expect(page.locator(".reach .figures")).to_contain_text(f"メールアドレス{reach['addresses']['email']}")
     expect(page.locator("table.summary")).to_contain_text("持ち物.pdf")
     expect(page.locator("ol.questions")).to_contain_text("遠足に参加しますか")

@@ -46,7 +46,7 @@ def test_compose_review_and_send(signed_in, roster):
     message = message_of(url)
     reach = messages.count_reach(message.school, "grade:1", None, ["email", "push"])
     page = admin.get(url).get_data(as_text=True)
-    assert f"生徒 {reach['students']} 人の保護者 {reach['guardians']} 人に送ります" in page
+    assert f"児童生徒 {reach['students']} 人の保護者 {reach['guardians']} 人に送ります" in page
     assert f"メールアドレス<b>{reach['addresses']['email']}</b>" in page
     assert "参加しますか" in page and "案内.pdf" in page and "/preview" in page
     assert Recipient.select().count() == 0
