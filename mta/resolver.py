@@ -9,13 +9,12 @@ from collections.abc import Sequence
 
 import dns.exception
 import dns.name
-import dns.nameserver
 import dns.rdatatype
 import dns.resolver
 
 from appliance.config import Config, ConfigError
 from appliance.mail_auth import DnsFailure
-from mta.routing import nameservers_from_config
+from mta.routing import make_resolver, nameservers_from_config
 
 # Not DNS failures but names DNS cannot hold (too long, empty labels): nothing is there.
 _NO_SUCH_NAME = (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer, dns.exception.SyntaxError, dns.name.NameTooLong)
@@ -25,11 +24,7 @@ class DnsLookup:
     """``lookup(name, rdtype) -> answers`` on the given nameservers, or the system's."""
 
     def __init__(self, nameservers: Sequence[tuple[str, int]] = (), lifetime: float = 5.0):
-        # Without nameservers dnspython reads /etc/resolv.conf here, once, not on each query.
-        self._resolver = dns.resolver.Resolver(configure=not nameservers)
-        if nameservers:
-            self._resolver.nameservers = [dns.nameserver.Do53Nameserver(ip, port) for ip, port in nameservers]
-        self._resolver.lifetime = lifetime
+        self._resolver = make_resolver(dns.resolver.Resolver, nameservers, lifetime)
 
     def __call__(self, name: str, rdtype: str) -> list:
         try:

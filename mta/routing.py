@@ -187,15 +187,21 @@ class FakeDns:
         return name
 
 
+def make_resolver(kind: type, nameservers: Sequence[tuple[str, int]], lifetime: float):
+    """Return a dnspython resolver (``kind``: the blocking or the asyncio one) on these nameservers or the system's."""
+    # Without nameservers dnspython reads /etc/resolv.conf here, once, not on each query.
+    resolver = kind(configure=not nameservers)
+    if nameservers:
+        resolver.nameservers = [dns.nameserver.Do53Nameserver(ip, port) for ip, port in nameservers]
+    resolver.lifetime = lifetime
+    return resolver
+
+
 class DnspythonBackend:
     """A DnsBackend on dnspython's asyncio resolver, asking the given nameservers or the system's."""
 
     def __init__(self, nameservers: Sequence[tuple[str, int]] = (), lifetime: float = 5.0):
-        # Without nameservers dnspython reads /etc/resolv.conf here, once, not on each query.
-        self._resolver = dns.asyncresolver.Resolver(configure=not nameservers)
-        if nameservers:
-            self._resolver.nameservers = [dns.nameserver.Do53Nameserver(ip, port) for ip, port in nameservers]
-        self._resolver.lifetime = lifetime
+        self._resolver = make_resolver(dns.asyncresolver.Resolver, nameservers, lifetime)
 
     async def mx(self, domain: str) -> Records[tuple[int, str]]:
         """Return the domain's MX records as (preference, exchange); a null MX's exchange is "."."""
