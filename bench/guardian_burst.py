@@ -32,9 +32,9 @@ answering a fixed 2.5 KB page) and gets the same burst: gunicorn's and Flask's o
 answer on this machine, in the same run.
 
 Prints figures and the targets (2,000 requests/s with p99 under 250 ms); asserts nothing.
-``cpu ms`` is the web workers' CPU time (user and system, from /proc) per answer: unlike the
-rate, it hardly changes with what else the machine runs, and on 2 cores the target needs it
-under 1 ms.
+``cpu ms`` is the web workers' CPU time (user and system, from /proc) per answer, the staff
+pages they served meanwhile included: unlike the rate, it hardly changes with what else the
+machine runs, and on 2 cores the target needs it under 1 ms.
 """
 from __future__ import annotations
 

@@ -1,6 +1,10 @@
 """Migrations build the schema the models describe; every replicated table has a UUID key."""
 import re
+import threading
+import time
 import uuid
+
+import apsw
 
 from appliance import db, migrations
 from appliance.ids import uuid7
@@ -65,3 +69,20 @@ def test_keys_made_in_sql_are_uuid7_unique_rising_and_time_ordered(app):
         parsed = uuid.UUID(key)
         assert parsed.version == 7 and parsed.variant == uuid.RFC_4122 and str(parsed) == key
     assert uuid7(1_699_999_999_999) < keys[0] and keys[-1] < uuid7(1_700_000_000_001)
+
+
+def test_a_writer_waits_for_a_busy_lock_in_short_steps_and_gives_up_at_the_timeout(app):
+    schedule = db._busy_schedule(2.0)
+    assert schedule[0] == db.BUSY_FIRST_WAIT and max(schedule) == db.BUSY_LONGEST_WAIT
+    assert 2.0 <= sum(schedule) < 2.0 + db.BUSY_LONGEST_WAIT
+
+    other = apsw.Connection(str(app.config.path("db", "path")))
+    other.execute("BEGIN IMMEDIATE")                  # another process's write, holding the lock
+    release = threading.Timer(0.05, lambda: other.execute("COMMIT"))
+    release.start()
+    started = time.monotonic()
+    with db.write():                                  # waits for the release instead of failing
+        db.database.execute_sql("CREATE TABLE busy_probe (id TEXT PRIMARY KEY)")
+    assert time.monotonic() - started >= 0.04
+    release.join()
+    other.close()
