@@ -41,7 +41,7 @@ integration: $(VENV)/.installed catalog
 	$(BIN)/pytest tests -m integration
 
 bench: $(VENV)/.installed
-	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
+	for script in bench/[!_]*.py; do $(BIN)/python $$script || exit 1; done
 
 # The README's screenshots: the browser tests at one pixel per CSS pixel (small PNGs), then
 # a chosen few of test-artifacts/screenshots/ copied as docs/screenshots/<name>.png (commit them).

@@ -27,7 +27,7 @@ a class's roll call during the CoCo-net burst. ``--with-blast`` runs bench/blast
 measures while its MTA sends. ``--profile N`` instead opens N /r/ links (and N /c/ links) in
 this process with Flask's test client under cProfile and prints where the time goes.
 
-After the two bursts the same gunicorn command serves bench/reference_app.py (a Flask view
+After the two bursts the same gunicorn command serves bench/_reference_app.py (a Flask view
 answering a fixed 2.5 KB page) and gets the same burst: gunicorn's and Flask's own share of an
 answer on this machine, in the same run.
 
@@ -277,8 +277,8 @@ def run(args: argparse.Namespace) -> None:
                 staff.join()
             print(f"{label}: load average before {load_before}, after {load()}", flush=True)
         stop_process(web)
-        # The reference: the same gunicorn serving a fixed page (bench/reference_app.py), the same burst.
-        web = serve(command[:-1] + ["--chdir", str(Path(__file__).parent), "reference_app:app"], env,
+        # The reference: the same gunicorn serving a fixed page (bench/_reference_app.py), the same burst.
+        web = serve(command[:-1] + ["--chdir", str(Path(__file__).parent), "_reference_app:app"], env,
                     workdir / "reference.log", bind)
         results["reference (fixed page)"] = measured_burst(web, bind, read[:-1], args)
         if blast is not None and blast.process.poll() is not None:
