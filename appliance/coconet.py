@@ -233,10 +233,10 @@ class Pickup:
 
 
 # Plain SQL (db.fetch): the guardian's page reads these on every opening of a burst.
-_CURRENT_STATES = (
-    "SELECT student_id, state, place, note, actor, at FROM (SELECT student_id, state, place, note, actor, at,"
-    " row_number() OVER (PARTITION BY student_id ORDER BY at DESC, id DESC) AS rank FROM coconet_state"
-    " WHERE event_id = {{p}}{only}) WHERE rank = 1")
+# Every state row of the children, oldest first, in the index's order (event, student, time):
+# a child has a handful, and the last one read is the newest (cheaper than a window function).
+_CURRENT_STATES = ("SELECT student_id, state, place, note, actor, at FROM coconet_state"
+                   " WHERE event_id = {{p}}{only} ORDER BY student_id, at, id")
 _LATEST_PICKUPS = (
     "SELECT p.student_id, coalesce(g.name, p.adult_name), p.note, p.collected_at FROM coconet_pickup p"
     " LEFT JOIN guardian g ON g.id = p.guardian_id WHERE p.event_id = {{p}}{only} ORDER BY p.at, p.id")
@@ -246,8 +246,9 @@ _utc = CoconetState.at.python_value
 def current_states(event: CoconetEvent | str, student_ids: Iterable[str] | None = None) -> dict[str, ChildState]:
     """Return the newest state per child of the event (children never set are absent from the map)."""
     sql, params = _for_children(_CURRENT_STATES, "student_id", event, student_ids)
+    newest = {row[0]: row for row in db.fetch(sql, params)}
     return {sid: ChildState(state, place, note, actor, _utc(at)) for sid, state, place, note, actor, at
-            in db.fetch(sql, params)}
+            in newest.values()}
 
 
 def latest_pickups(event: CoconetEvent | str, student_ids: Iterable[str] | None = None) -> dict[str, Pickup]:
