@@ -52,11 +52,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from blast import BODY, SUBJECT, free_port, wait_for_port
-from webui_latency import PAGES, Blast, Staff, measure, report, seed, stop_process
+from blast import BODY, SUBJECT, free_port
+from webui_latency import PAGES, Blast, Staff, load, measure, report, seed, serve, stop_process, web_command
 
 from appliance import coconet, db, tokens
-from appliance.cli.services import gunicorn_command
 from appliance.messages import create_message
 from appliance.models import Recipient, School
 
@@ -214,25 +213,12 @@ def workers_cpu(master: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def serve(command: list[str], env: dict, log_path: Path, bind: str) -> subprocess.Popen:
-    """Start gunicorn with its output in a file; return once it listens."""
-    with open(log_path, "wb") as log:
-        web = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    host, port = bind.rsplit(":", 1)
-    wait_for_port(host, int(port), timeout=30)
-    return web
-
-
 def measured_burst(web: subprocess.Popen, bind: str, paths: list[str], args: argparse.Namespace) -> Result:
     """One burst, with the CPU time gunicorn's workers spent on it."""
     cpu_before = workers_cpu(web.pid)
     result = burst(bind, paths, args.connections, args.seconds, args.wrk_threads)
     result.cpu = workers_cpu(web.pid) - cpu_before
     return result
-
-
-def load() -> str:
-    return " ".join(f"{n:.2f}" for n in os.getloadavg())
 
 
 def run(args: argparse.Namespace) -> None:
@@ -250,19 +236,12 @@ def run(args: argparse.Namespace) -> None:
             profile(app, read, check, args.profile, args.profile_lines)
             return
         db.close_database()     # gunicorn's workers have the database to themselves
-        command = gunicorn_command(app)
-        command[command.index("--workers") + 1] = str(args.workers or app.config["web"]["workers"])
-        if args.threads:
-            command[3:3] = ["--worker-class", "gthread", "--threads", str(args.threads)]
-        env = dict(os.environ, APPLIANCE_DATA_DIR=str(app.data_dir))
-        web = serve(command, env, workdir / "web.log", bind)
+        command = web_command(app, workers=args.workers, threads=args.threads)
+        web = serve(command, app, workdir / "web.log", bind)
         burst(bind, [read[-1], check[-1]], 4, 1, 1)       # warm every worker: templates, connections
         if args.with_blast:
             blast = Blast(args.blast_guardians)
-            blast.sending.wait()
-            if blast.process.poll() is not None:
-                raise SystemExit(f"blast.py ended (exit {blast.process.returncode}) before its MTA sent anything")
-            print("measuring while the blast's MTA sends", flush=True)
+            blast.wait_sending()
         workers = command[command.index("--workers") + 1]
         print(f"\ngunicorn: {workers} workers{f' x {args.threads} threads (gthread)' if args.threads else ' (sync)'}, "
               f"wrk: {args.connections} connections on {args.wrk_threads} threads, closed loop"
@@ -278,7 +257,7 @@ def run(args: argparse.Namespace) -> None:
             print(f"{label}: load average before {load_before}, after {load()}", flush=True)
         stop_process(web)
         # The reference: the same gunicorn serving a fixed page (bench/_reference_app.py), the same burst.
-        web = serve(command[:-1] + ["--chdir", str(Path(__file__).parent), "_reference_app:app"], env,
+        web = serve(command[:-1] + ["--chdir", str(Path(__file__).parent), "_reference_app:app"], app,
                     workdir / "reference.log", bind)
         results["reference (fixed page)"] = measured_burst(web, bind, read[:-1], args)
         if blast is not None and blast.process.poll() is not None:

@@ -111,6 +111,31 @@ def seed(data_dir: Path, args: argparse.Namespace, bind: str) -> tuple:
     return app, school.code, message.id
 
 
+def web_command(app, *, workers: int = 0, threads: int = 0) -> list[str]:
+    """The gunicorn command `appliance web` runs, with other workers if asked (to compare)."""
+    command = gunicorn_command(app)     # [python, -m, gunicorn, --workers, N, ...]
+    if workers:
+        command[command.index("--workers") + 1] = str(workers)
+    if threads:
+        command[3:3] = ["--worker-class", "gthread", "--threads", str(threads)]
+    return command
+
+
+def serve(command: list[str], app, log_path: Path, bind: str) -> subprocess.Popen:
+    """Start gunicorn on the app's data dir with its output in a file; return once it listens."""
+    with open(log_path, "wb") as log:      # a file: a pipe nobody reads fills and stalls the workers
+        web = subprocess.Popen(command, env=dict(os.environ, APPLIANCE_DATA_DIR=str(app.data_dir)),
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    host, port = bind.rsplit(":", 1)
+    wait_for_port(host, int(port), timeout=30)
+    return web
+
+
+def load() -> str:
+    """The load averages, printed beside the figures."""
+    return " ".join(f"{n:.2f}" for n in os.getloadavg())
+
+
 def stop_process(process: subprocess.Popen, timeout: float = 60) -> None:
     """SIGTERM the process (blast.py and gunicorn stop in order on it); kill its group if it hangs."""
     if process.poll() is None:
@@ -157,6 +182,13 @@ class Blast:
             if BLAST_SENDING in line:
                 self.sending.set()
         self.sending.set()
+
+    def wait_sending(self) -> None:
+        """Return once its MTA sends; exit if blast.py ended before that."""
+        self.sending.wait()
+        if self.process.poll() is not None:
+            raise SystemExit(f"blast.py ended (exit {self.process.returncode}) before its MTA sent anything")
+        print("measuring while the blast's MTA sends", flush=True)
 
     def stop(self) -> None:
         """Stop echoing (its interrupted traceback is noise) and stop it."""
@@ -218,14 +250,7 @@ def run(args: argparse.Namespace) -> None:
     try:
         app, code, message_id = seed(workdir / "data", args, bind)
         db.close_database()     # gunicorn's workers have the database to themselves
-        with open(workdir / "web.log", "wb") as log:
-            command = gunicorn_command(app)      # [python, -m, gunicorn, ...] as `appliance web` runs it
-            if args.threads:
-                command[3:3] = ["--worker-class", "gthread", "--threads", str(args.threads)]
-            web = subprocess.Popen(command, env=dict(os.environ, APPLIANCE_DATA_DIR=str(app.data_dir)),
-                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        host, port = bind.rsplit(":", 1)
-        wait_for_port(host, int(port), timeout=30)
+        web = serve(web_command(app, threads=args.threads), app, workdir / "web.log", bind)
         clients = [Staff(f"http://{bind}") for _ in range(args.clients)]
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
             list(pool.map(lambda n: clients[n].sign_in(f"bench-staff{n:02d}"), range(args.clients)))
@@ -233,7 +258,7 @@ def run(args: argparse.Namespace) -> None:
         for client in clients[:1]:      # one warm-up round: the workers' first requests load templates
             for path in paths:
                 client.get(path)
-        print(f"cpus: {os.cpu_count()}, load average {' '.join(f'{n:.2f}' for n in os.getloadavg())}, "
+        print(f"cpus: {os.cpu_count()}, load average {load()}, "
               f"gunicorn workers: {app.config['web']['workers']}{f' x {args.threads} threads' if args.threads else ''}, "
               f"{args.clients} signed-in staff, "
               f"{f'thinking {args.think:g} s between pages' if args.think else 'no pause between pages'}, "
@@ -241,10 +266,7 @@ def run(args: argparse.Namespace) -> None:
 
         if args.with_blast:
             blast = Blast(args.blast_guardians)
-            blast.sending.wait()
-            if blast.process.poll() is not None:
-                raise SystemExit(f"blast.py ended (exit {blast.process.returncode}) before its MTA sent anything")
-            print("measuring while the blast's MTA sends", flush=True)
+            blast.wait_sending()
         timings, errors, wall = measure(clients, paths, args.seconds, args.think)
         if blast is not None:
             if blast.process.poll() is not None:
