@@ -154,19 +154,12 @@ class ContactSummary:
 
     counts: dict[str, int]       # live contact points by kind
     suspended: dict[str, int]    # of those, suspended (bouncing) by kind
-    active: dict[str, int]       # of those, active: confirmed and receiving
-
-    @property
-    def reachable(self) -> bool:
-        """Whether any channel would deliver to this guardian now."""
-        return any(self.active.values())
 
 
 def summarise_contacts(guardian_ids: list[str]) -> dict[str, ContactSummary]:
     """Return counts and states per guardian in one query."""
     counts: dict[str, Counter] = defaultdict(Counter)
     suspended: dict[str, Counter] = defaultdict(Counter)
-    active: dict[str, Counter] = defaultdict(Counter)
     rows = (ContactPoint.select(ContactPoint.guardian, ContactPoint.kind, ContactPoint.status)
             .where(ContactPoint.guardian.in_(guardian_ids) & ContactPoint.status.in_(LIVE_STATUSES))
             .tuples())
@@ -174,9 +167,7 @@ def summarise_contacts(guardian_ids: list[str]) -> dict[str, ContactSummary]:
         counts[guardian_id][kind] += 1
         if status == "suspended":
             suspended[guardian_id][kind] += 1
-        elif status == "active":
-            active[guardian_id][kind] += 1
-    return {g: ContactSummary(dict(counts[g]), dict(suspended[g]), dict(active[g])) for g in guardian_ids}
+    return {g: ContactSummary(dict(counts[g]), dict(suspended[g])) for g in guardian_ids}
 
 
 _REACHABLE_IN_SCHOOL = (

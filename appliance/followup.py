@@ -29,13 +29,13 @@ import json
 
 import peewee
 
-from appliance import audit, db, targeting
+from appliance import audit, db, surveys, targeting
 from appliance.clock import to_tokyo
 from appliance.deliveries import PENDING_STATES
 from appliance.errors import ApplianceError, InvalidInput
 from appliance.messages import delivery_rows
 from appliance.models import (ContactPoint, Delivery, Guardian, GuardianLink, Message, Receipt, Recipient, Student,
-                              SurveyAnswer, SurveyQuestion)
+                              SurveyAnswer)
 
 STATES = ("queued", "deferred", "delivered", "bounced", "expired")
 CHILD_STATES = ("read", "unread", "no_guardian")
@@ -50,7 +50,7 @@ _CURRENT_ANSWERS = """
 WITH ranked AS (
     SELECT question_id, guardian_id, value, at,
            ROW_NUMBER() OVER (PARTITION BY question_id, guardian_id ORDER BY at DESC, id DESC) AS n
-    FROM survey_answer WHERE message_id = ?
+    FROM survey_answer WHERE message_id = {p}
 ), current AS (SELECT question_id, guardian_id, value, at FROM ranked WHERE n = 1)
 """
 
@@ -158,14 +158,13 @@ def class_read_table(message: Message, only: tuple[int, str] | None = None) -> l
 
 def survey_results(message: Message) -> list[dict]:
     """Return per question: how many answered, counts per option, and the newest free-text answers."""
-    questions = list(SurveyQuestion.select().where(SurveyQuestion.message == message.id)
-                     .order_by(SurveyQuestion.position))
+    questions = surveys.questions_of(message.id)
     if not questions:
         return []
-    answered = dict(db.database.execute_sql(
-        _CURRENT_ANSWERS + "SELECT question_id, COUNT(*) FROM current GROUP BY question_id", (message.id,)).fetchall())
+    answered = dict(db.fetch(
+        _CURRENT_ANSWERS + "SELECT question_id, COUNT(*) FROM current GROUP BY question_id", (message.id,)))
     chosen: dict[str, dict[str, int]] = {}
-    for question_id, option, count in db.database.execute_sql(
+    for question_id, option, count in db.fetch(
             _CURRENT_ANSWERS + "SELECT current.question_id, choice.value, COUNT(*) FROM current, json_each(current.value)"
             " AS choice GROUP BY current.question_id, choice.value", (message.id,)):
         chosen.setdefault(question_id, {})[option] = count
@@ -175,8 +174,8 @@ def survey_results(message: Message) -> list[dict]:
         result = {"position": question.position, "kind": question.kind, "prompt": question.prompt,
                   "answered": total, "options": [], "texts": []}
         if question.kind == "text":
-            result["texts"] = [json.loads(value) for (value,) in db.database.execute_sql(
-                _CURRENT_ANSWERS + "SELECT value FROM current WHERE question_id = ? ORDER BY at DESC LIMIT ?",
+            result["texts"] = [json.loads(value) for (value,) in db.fetch(
+                _CURRENT_ANSWERS + "SELECT value FROM current WHERE question_id = {p} ORDER BY at DESC LIMIT {p}",
                 (message.id, question.id, TEXT_ANSWERS_SHOWN))]
         else:
             counts = chosen.get(question.id, {})
@@ -194,11 +193,10 @@ def answers_csv(message: Message) -> str:
     question. A guardian with no targeted child left (transferred since) gets one row
     without a child. Never holds a contact value.
     """
-    questions = list(SurveyQuestion.select().where(SurveyQuestion.message == message.id)
-                     .order_by(SurveyQuestion.position))
+    questions = surveys.questions_of(message.id)
     answers: dict[str, dict] = {}
     answered_at: dict[str, object] = {}
-    for question_id, guardian_id, value, at in db.database.execute_sql(
+    for question_id, guardian_id, value, at in db.fetch(
             _CURRENT_ANSWERS + "SELECT question_id, guardian_id, value, at FROM current", (message.id,)):
         answers.setdefault(guardian_id, {})[question_id] = json.loads(value)
         answered_at[guardian_id] = max(answered_at.get(guardian_id, at), at)

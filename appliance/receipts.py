@@ -22,8 +22,7 @@ _SEEN = "SELECT 1 FROM receipt WHERE message_id = {p} AND guardian_id = {p} LIMI
 
 def record_read(app, message_id: str, guardian_id: str) -> bool:
     """Record that the guardian read the message; return False when it was recorded before."""
-    seen = db.database.execute_sql(_SEEN.format(p=db.database.param), (message_id, guardian_id)).fetchone()
-    if seen:        # a repeat tap reads and takes no write lock: bursts are mostly repeats
+    if db.fetch(_SEEN, (message_id, guardian_id)):        # a repeat tap reads and takes no write lock: bursts are mostly repeats
         return False
     sql = _RECORD.format(p=db.database.param)
     at = Receipt.at.db_value(app.clock.now())
