@@ -61,8 +61,15 @@ def check_form_token(purpose: str, capability: str) -> None:
         abort(400)
 
 
-def private_headers(response, locale: str):
-    """Headers of a page only its link holder sees: never stored by a shared cache, the link never passed on."""
+def private_headers(response, locale: str, *, inline_style: str = ""):
+    """Headers of a page only its link holder sees: never stored by a shared cache, the link never passed on,
+    never framed, nothing loaded from elsewhere (``inline_style``: the one ``<style>`` the page may carry)."""
+    csp = CSP
+    if inline_style:
+        digest = base64.b64encode(hashlib.sha256(inline_style.encode()).digest()).decode()
+        csp = CSP.replace("style-src 'self'", f"style-src 'self' 'sha256-{digest}'")
+    response.headers["Content-Security-Policy"] = csp
+    response.headers["X-Frame-Options"] = "DENY"
     response.headers["Cache-Control"] = "private, no-cache"
     response.headers["Content-Language"] = locale
     response.headers["Referrer-Policy"] = "no-referrer"     # the link is the capability: never pass it on

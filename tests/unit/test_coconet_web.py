@@ -1,4 +1,6 @@
 """CoCo-net pages: access rules, the roll call, pickups, the guardian's page (size, caching, CSRF, privacy)."""
+import base64
+import hashlib
 import re
 
 import pytest
@@ -172,6 +174,15 @@ def test_the_guardian_page_is_small_private_and_revalidated(app, client, event):
     again = client.get(path, headers={"If-None-Match": response.headers["ETag"]})
     assert again.status_code == 304 and again.data == b""
     assert CoconetCheck.select().where(CoconetCheck.kind == "open").count() == 2   # a 304 is an opening too
+
+
+def test_the_guardian_page_loads_nothing_from_elsewhere_and_allows_only_its_own_style(app, client, event):
+    response = client.get(guardian_path(app, families(first_of(1, "1"))[0]))
+    style = re.search(r"<style>(.*?)</style>", response.get_data(as_text=True), re.S).group(1)
+    digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+    policy = response.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in policy and f"style-src 'self' 'sha256-{digest}'" in policy
+    assert "unsafe-inline" not in policy and response.headers["X-Frame-Options"] == "DENY"
 
 
 def test_confirm_and_reply_need_the_forms_token_and_are_recorded(app, web, event):

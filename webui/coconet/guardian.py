@@ -14,7 +14,10 @@ shared with the guardian's message pages.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from flask import g, make_response, redirect, request, url_for
+from markupsafe import Markup
 
 from appliance import coconet
 from appliance.errors import ApplianceError
@@ -24,6 +27,8 @@ from webui.i18n import render_in
 from webui.coconet import bp
 
 FORM_PURPOSE = "coconet-form"
+# Inline, so the page is one request on a congested network; the CSP allows exactly this text.
+INLINE_CSS = (Path(__file__).parent.parent / "static" / "coconet-guardian.css").read_text(encoding="utf-8")
 
 
 @bp.get("/c/<token>")
@@ -46,7 +51,7 @@ def guardian_check(token: str):
         coconet.record_check(g.appliance, view, kind, event_id=request.form.get("event_id"),
                              body=request.form.get("reply", ""))
     except ApplianceError as refused:
-        return _page(coconet.guardian_view(view.guardian_id), token, error=str(refused), status=400)
+        return _page(view, token, error=str(refused), status=400)
     return redirect(url_for("coconet.guardian_show", token=token, _anchor="done"), 303)
 
 
@@ -57,9 +62,9 @@ def _view(token: str) -> coconet.GuardianView:
 
 def _page(view: coconet.GuardianView, token: str, *, error: str = "", status: int = 200):
     html = render_in(view.locale, "coconet/guardian.html", view=view, token=token,
-                     form_token=capability.form_token(FORM_PURPOSE, token),
+                     form_token=capability.form_token(FORM_PURPOSE, token), inline_css=Markup(INLINE_CSS),
                      error=error, states=coconet.STATES, reply_limit=coconet.MAX_REPLY)
-    response = capability.private_headers(make_response(html, status), view.locale)
+    response = capability.private_headers(make_response(html, status), view.locale, inline_style=INLINE_CSS)
     if status == 200:
         response.add_etag()
         response.make_conditional(request)
