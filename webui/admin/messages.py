@@ -8,7 +8,7 @@ school admins and the operator, and for the message's author.
 """
 from __future__ import annotations
 
-from flask import Response, abort, flash, g, redirect, render_template, request, url_for
+from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from appliance import audit
@@ -20,6 +20,7 @@ from appliance.staff import assigned_classes
 from appliance.models import Message
 from webui.access import TEACHER, access
 from webui.admin import bp
+from webui.downloads import file_response
 
 PAGE_SIZE = 20
 
@@ -81,8 +82,7 @@ def message_answers_csv(code: str, message_id: str):
     message = _message_or_404(message_id)
     body = answers_csv(message)
     audit.record(g.appliance, g.user.login, "message.answers_export", school_id=g.school.id, subject_id=message.id)
-    return Response(body, mimetype="text/csv", headers={
-        "Content-Disposition": f'attachment; filename="answers-{message.id}.csv"'})
+    return file_response(body.encode("utf-8"), f"answers-{message.id}.csv", "text/csv; charset=utf-8")
 
 
 @bp.post("/s/<code>/messages/<message_id>/resend")

@@ -5,13 +5,14 @@ admin ticks the reissue box, which voids the sheets already handed out.
 """
 from __future__ import annotations
 
-from flask import Response, g, render_template, request
+from flask import g, render_template, request
 from flask_babel import gettext as _
 
 from appliance import registration_sheets, roster
 from appliance.errors import InvalidInput, NotFound
 from webui.access import SCHOOL_ADMIN, access
 from webui.admin import bp
+from webui.downloads import file_response
 
 
 def _index(status: int = 200, **context):
@@ -43,7 +44,5 @@ def registration_sheet_create(code: str):
                                                reissue=form.get("reissue") == "1")
     except (InvalidInput, NotFound) as refused:
         return _index(400, form=form, error=str(refused))
-    name = f"registration-{g.school.code}-{form.get('student') or form.get('class')}.pdf"
-    safe = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in name)
-    return Response(pdf, mimetype="application/pdf", headers={
-        "Content-Disposition": f'attachment; filename="{safe}"', "Cache-Control": "no-store"})
+    return file_response(pdf, f"registration-{g.school.code}-{form.get('student') or form.get('class')}.pdf",
+                         "application/pdf")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import Response, flash, g, redirect, render_template, request, url_for
+from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from appliance import coconet
@@ -16,6 +16,7 @@ from appliance.clock import TOKYO
 from appliance.errors import ApplianceError, InvalidInput
 from webui.access import SCHOOL_ADMIN, TEACHER, access
 from webui.coconet import bp
+from webui.downloads import file_response
 
 PREFIX = "/admin/s/<code>/coconet"
 
@@ -98,7 +99,7 @@ def roll_show(code: str, event_id: str, grade: int, class_name: str):
 def _roll_page(event, grade: int, class_name: str, status: int = 200):
     students = coconet.class_students(g.school, grade, class_name)
     if not students:
-        return render_template("error.html", title=_("ページが見つかりません"), detail="", status=404), 404
+        abort(404)
     return render_template("coconet/roll.html", event=event, grade=grade, class_name=class_name,
                            students=students, states=coconet.current_states(event, [s.id for s in students]),
                            limits=coconet), status
@@ -199,8 +200,8 @@ def event_export(code: str, event_id: str):
     """The same as CSV (no contact data)."""
     event = coconet.find_event(g.school, event_id)
     stamp = event.opened_at.astimezone(TOKYO).strftime("%Y%m%d-%H%M")
-    return Response(coconet.export_csv(coconet.dashboard(event)), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="coconet-{code}-{stamp}.csv"'})
+    return file_response(coconet.export_csv(coconet.dashboard(event)).encode("utf-8"),
+                         f"coconet-{code}-{stamp}.csv", "text/csv; charset=utf-8")
 
 
 @bp.get(f"{PREFIX}/card/<card_code>")
