@@ -1,12 +1,9 @@
 """`appliance mta|dkim|dns ...` commands, added to the core CLI through entry points."""
 from __future__ import annotations
 
-import signal
-import threading
-
 import click
 
-from appliance.cli.common import emit_json, pass_app
+from appliance.cli.common import emit_json, pass_app, stop_signal
 from appliance.clock import to_tokyo
 from appliance.dkim_keys import ascii_domain, rsa_key_path
 from appliance.dns_records import dkim_records, dns_records, zone_text
@@ -29,10 +26,7 @@ def sink_run(app) -> None:
     directory = app.config.path("sink", "dir")
     controller = start_sink(directory, host, int(port))
     click.echo(f"capture sink on {host}:{port}, writing to {directory}")
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    stop.wait()
+    stop_signal().wait()
     controller.stop()
 
 
@@ -75,10 +69,7 @@ def mta_inbound(app, bind: str | None) -> None:
     controller = controller_for(app, bind=bind)
     controller.start()
     click.echo(f"inbound SMTP on {bind}", err=True)
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    stop.wait()
+    stop_signal().wait()
     controller.stop()
 
 

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import functools
 import json
+import signal
 import sys
+import threading
 
 import click
 
@@ -55,6 +57,14 @@ class user_errors:
             click.echo(f"エラー: {exc}", err=True)
             sys.exit(1)
         return False
+
+
+def stop_signal() -> threading.Event:
+    """An event SIGINT or SIGTERM sets: a service command runs until it is set, then stops cleanly."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
 
 
 def emit_json(value) -> None:

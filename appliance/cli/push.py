@@ -1,13 +1,10 @@
 """`appliance push ...`: the VAPID keys and the push worker."""
 from __future__ import annotations
 
-import signal
-import threading
-
 import click
 
 from appliance import push
-from appliance.cli.common import emit_json, pass_app
+from appliance.cli.common import emit_json, pass_app, stop_signal
 from appliance.errors import InvalidInput
 
 
@@ -29,10 +26,7 @@ def push_run(app) -> None:
     """Run the push worker until SIGTERM or Ctrl-C (deliveries are leased: a kill loses nothing)."""
     if push.public_key(app) is None:
         raise InvalidInput("VAPIDキーがありません。先に `appliance push init` を実行してください")
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    push.run(app, push.WebPushSender(app), stop)
+    push.run(app, push.WebPushSender(app), stop_signal())
 
 
 COMMANDS = [push_group]

@@ -12,7 +12,7 @@ from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from appliance import coconet
-from appliance.clock import TOKYO
+from appliance.clock import TOKYO, parse_time
 from appliance.errors import ApplianceError, InvalidInput
 from webui.access import SCHOOL_ADMIN, TEACHER, access
 from webui.coconet import bp
@@ -233,6 +233,6 @@ def _tokyo_time(text: str) -> datetime | None:
     if not text.strip():
         return None
     try:
-        return datetime.fromisoformat(text.strip()).replace(tzinfo=TOKYO)
+        return parse_time(text.strip())
     except ValueError:
         raise InvalidInput(_("日時の形式が正しくありません")) from None
