@@ -23,7 +23,7 @@ from datetime import datetime
 
 import peewee
 
-from appliance import audit, contacts, db, messages, targeting, tokens
+from appliance import audit, contacts, db, messages, roster, targeting, tokens
 from appliance.clock import to_tokyo
 from appliance.errors import InvalidInput, NotFound
 from appliance.ids import uuid7
@@ -132,20 +132,6 @@ def card_code(student: Student) -> str:
     return student.id
 
 
-def school_classes(school: School) -> list[tuple[int, str]]:
-    """Return the school's classes with enrolled children, as (grade, class name), in order."""
-    return list(Student.select(Student.grade, Student.class_name)
-                .where((Student.school == school) & (Student.status == "enrolled"))
-                .distinct().order_by(Student.grade, Student.class_name).tuples())
-
-
-def class_students(school: School, grade: int, class_name: str) -> list[Student]:
-    """Return a class's enrolled children in seat order."""
-    return list(Student.select().where((Student.school == school) & (Student.status == "enrolled")
-                                       & (Student.grade == grade) & (Student.class_name == class_name))
-                .order_by(Student.number))
-
-
 def set_states(app, event: CoconetEvent, students: Iterable[Student], state: str, *, place: str = "",
                note: str = "", actor: str) -> int:
     """Record the same state for one child or many (a class roll) in one statement; return how many."""
@@ -170,7 +156,7 @@ def set_states(app, event: CoconetEvent, students: Iterable[Student], state: str
 def set_class_state(app, event: CoconetEvent, grade: int, class_name: str, state: str, *, place: str = "",
                     note: str = "", actor: str) -> int:
     """Record one state for every enrolled child of a class ("all of 3-1 protected in the gym")."""
-    students = class_students(event.school, grade, class_name)
+    students = roster.class_students(event.school, grade, class_name)
     if not students:
         raise NotFound(f"{grade}年{class_name}組の児童が見つかりません")
     return set_states(app, event, students, state, place=place, note=note, actor=actor)

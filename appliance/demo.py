@@ -10,7 +10,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance import coconet, contacts, db, guardians
+from appliance import coconet, contacts, db, guardians, roster
 from appliance.config import CONFIG_FILE
 from appliance.errors import InvalidInput
 from appliance.ids import uuid7
@@ -110,7 +110,7 @@ def run_drill(app, school_code: str = DEMO_CODE, actor: str = "demo-admin") -> D
     event = coconet.open_event(app, school, kind="drill", title="避難訓練（CoCo-net）",
                                body="これは訓練です。児童は体育館に避難しました。", actor=actor)
     coconet.set_class_state(app, event, 1, "1", "protected", place="体育館", actor=actor)
-    child = next(s for s in coconet.class_students(school, 1, "1") if coconet.guardians_of(s))
+    child = next(s for s in roster.class_students(school, 1, "1") if coconet.guardians_of(s))
     guardian = coconet.guardians_of(child)[0]
     coconet.record_pickup(app, event, child, guardian_id=guardian.id, note="訓練", actor=actor)
     return DrillResult(event.id, f"/admin/s/{school.code}/coconet/{event.id}/",

@@ -25,7 +25,7 @@ from reportlab.pdfgen import canvas
 import peewee
 
 from appliance.enquiries import enquiry_address
-from appliance.errors import InvalidInput, NotFound
+from appliance.errors import InvalidInput
 from appliance.models import RegistrationCode, School, Student
 from appliance.registration import count_live_codes, entry_address, format_code, issue_codes, registration_url
 
@@ -74,17 +74,6 @@ def sheet_classes(app, school: School) -> list[tuple[int, str, int, int]]:
         Student.select(Student.grade, Student.class_name, peewee.fn.COUNT(Student.id))
         .where((Student.school == school) & (Student.status == "enrolled"))
         .group_by(Student.grade, Student.class_name).order_by(Student.grade, Student.class_name).tuples())]
-
-
-def class_students(school: School, class_ref: str) -> list[Student]:
-    """Return a class's enrolled students by number, for a class given as "G-C"; raise NotFound if it has none."""
-    grade, _, class_name = class_ref.strip().partition("-")
-    students = list(Student.select().where((Student.school == school) & (Student.status == "enrolled")
-                                           & (Student.grade == (int(grade) if grade.isdigit() else -1))
-                                           & (Student.class_name == class_name)).order_by(Student.number))
-    if not students:
-        raise NotFound(f"{school.name}に組「{class_ref}」の児童生徒はいません（学年-組 で指定してください）")
-    return students
 
 
 def issue_sheets(app, school: School, students: Sequence[Student], *, actor: str, reissue: bool = False) -> bytes:

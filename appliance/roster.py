@@ -19,7 +19,7 @@ from appliance.models import GuardianLink, Membership, School, Student, StudentG
 from appliance.models.guardian import LINK_STATUSES
 from appliance.roster_import import RosterImportError, name_key, parse_roster
 from appliance.schools import get_school
-from appliance.targeting import GROUP_WORDS
+from appliance.targeting import GROUP_WORDS, class_key, parse_class
 
 _SEAT = re.compile(r"^(\d+)-(.+)-(\d+)$")
 
@@ -39,6 +39,29 @@ def find_student(school: School, ref: str) -> Student:
     if student is None:
         raise NotFound(f"{school.name}に生徒「{ref}」はいません（学年-組-番号、学籍番号、ID のいずれかで指定してください）")
     return student
+
+
+def school_classes(school: School) -> list[tuple[int, str]]:
+    """Return the school's classes with enrolled students, as (grade, class name), in class order."""
+    rows = (Student.select(Student.grade, Student.class_name)
+            .where((Student.school == school) & (Student.status == "enrolled")).distinct().tuples())
+    return sorted(rows, key=lambda row: class_key(*row))
+
+
+def class_students(school: School, grade: int, class_name: str) -> list[Student]:
+    """Return a class's enrolled students in seat order."""
+    return list(Student.select().where((Student.school == school) & (Student.status == "enrolled")
+                                       & (Student.grade == grade) & (Student.class_name == class_name))
+                .order_by(Student.number))
+
+
+def find_class(school: School, class_ref: str) -> list[Student]:
+    """Return the enrolled students of a class given as "G-C", or raise NotFound if it has none."""
+    parsed = parse_class(class_ref)
+    students = class_students(school, *parsed) if parsed else []
+    if not students:
+        raise NotFound(f"{school.name}に組「{class_ref.strip()}」の児童生徒はいません（学年-組 で指定してください）")
+    return students
 
 
 def find_student_anywhere(ref: str) -> Student:

@@ -21,6 +21,7 @@ import peewee
 
 from appliance.contacts import ContactSummary, summarise_contacts
 from appliance.models import Guardian, GuardianLink, Membership, School, Student, StudentGroup
+from appliance.targeting import class_key
 
 STATES = ("registered", "pending", "none")
 _EMAIL = "email"
@@ -121,11 +122,6 @@ def _state(statuses: set[str]) -> str:
     if "approved" in statuses:
         return "registered"
     return "pending" if "pending" in statuses else "none"
-
-
-def class_key(grade: int, class_name: str) -> tuple:
-    """Sort key for classes: by grade, then "2" before "10", then lettered classes."""
-    return (grade, (0, int(class_name), "") if class_name.isdigit() else (1, 0, class_name))
 
 
 def class_summaries(school: School) -> list[ClassSummary]:

@@ -16,7 +16,7 @@ from appliance import audit, db
 from appliance.errors import ApplianceError, InvalidInput
 from appliance.models import School, StaffAssignment, StaffUser
 from appliance.models.school import ROLES
-from appliance.targeting import GROUP_WORDS, All, InGroup, Not, Or, Rule, SchoolClass
+from appliance.targeting import GROUP_WORDS, All, InGroup, Not, Or, Rule, SchoolClass, parse_class
 
 MIN_PASSWORD_LENGTH = 10
 LOCK_AFTER = 5                       # failed sign-ins in a row
@@ -178,7 +178,7 @@ def set_assignments(app, user: StaffUser, *, classes: Iterable[str] = (), clubs:
     """Replace the classes ('1-2') and clubs a teacher may compose to."""
     rows = [("class", c.strip()) for c in classes if c.strip()] + [("club", c.strip()) for c in clubs if c.strip()]
     for kind, value in rows:
-        if kind == "class" and _parse_class(value) is None:
+        if kind == "class" and parse_class(value) is None:
             raise InvalidInput(f"クラスは「学年-組」で指定してください: {value}")
     with db.write():
         StaffAssignment.delete().where(StaffAssignment.staff_user == user.id).execute()
@@ -196,7 +196,7 @@ def teacher_scope(user: StaffUser) -> Rule | None:
     terms = []
     for assignment in user.assignments.order_by(StaffAssignment.kind, StaffAssignment.value):
         if assignment.kind == "class":
-            terms.append(SchoolClass(*_parse_class(assignment.value)))
+            terms.append(SchoolClass(*parse_class(assignment.value)))
         else:
             terms.append(InGroup(GROUP_WORDS["club"], assignment.value))
     return Or(tuple(terms)) if terms else Not(All())
@@ -204,12 +204,6 @@ def teacher_scope(user: StaffUser) -> Rule | None:
 
 def assigned_classes(user: StaffUser) -> list[tuple[int, str]]:
     """Return a teacher's classes as (grade, class name), in order."""
-    return [_parse_class(a.value) for a in user.assignments.order_by(StaffAssignment.value) if a.kind == "class"]
+    return [parse_class(a.value) for a in user.assignments.order_by(StaffAssignment.value) if a.kind == "class"]
 
-
-def _parse_class(value: str) -> tuple[int, str] | None:
-    grade, _, name = value.partition("-")
-    if not grade.isdigit() or not name:
-        return None
-    return int(grade), name
 

@@ -10,9 +10,9 @@ import secrets
 
 import peewee
 
-from appliance import staff
+from appliance import roster, staff
 from appliance.errors import InvalidInput, NotFound
-from appliance.models import School, StaffAssignment, StaffUser, Student, StudentGroup
+from appliance.models import School, StaffAssignment, StaffUser, StudentGroup
 from appliance.models.school import ROLES
 
 SCHOOL_ROLES = ("school_admin", "teacher")     # what a school_admin may create in their school
@@ -71,10 +71,7 @@ def reset_password(app, user: StaffUser, *, actor: str) -> str:
 
 def school_classes(school: School) -> list[str]:
     """Return the school's classes ('1-2') that have enrolled students, in order."""
-    rows = (Student.select(Student.grade, Student.class_name).distinct()
-            .where((Student.school == school) & (Student.status == "enrolled"))
-            .order_by(Student.grade, Student.class_name).tuples())
-    return [f"{grade}-{name}" for grade, name in rows]
+    return [f"{grade}-{name}" for grade, name in roster.school_classes(school)]
 
 
 def school_clubs(school: School) -> list[StudentGroup]:

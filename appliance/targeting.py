@@ -201,6 +201,19 @@ def _make_term(kind: str, colon: str, value: str, written: str, position: int) -
     return InGroup(GROUP_WORDS[kind], value)
 
 
+def class_key(grade: int, class_name: str) -> tuple:
+    """Sort key for classes: by grade, then "2" before "10", then lettered classes."""
+    return (grade, (0, int(class_name), "") if class_name.isdigit() else (1, 0, class_name))
+
+
+def parse_class(value: str) -> tuple[int, str] | None:
+    """Read a class written "G-C" (grade-class, as staff say it); None when it is not one."""
+    grade, _, name = value.strip().partition("-")
+    if not grade.isdigit() or not name:
+        return None
+    return int(grade), name
+
+
 def _grade(value: str, written: str, position: int) -> int:
     # The length check keeps int() cheap and the value inside a 64-bit column.
     if not (value.isdecimal() and len(value) <= 2 and 1 <= int(value) <= MAX_GRADE):

@@ -55,7 +55,7 @@ from pathlib import Path
 from blast import BODY, SUBJECT, free_port
 from webui_latency import PAGES, Blast, Staff, load, measure, report, seed, serve, stop_process, web_command
 
-from appliance import coconet, db, tokens
+from appliance import coconet, db, roster, tokens
 from appliance.messages import create_message
 from appliance.models import Recipient, School
 
@@ -157,7 +157,7 @@ def prepare(app, code: str) -> tuple[list[str], list[str], str]:
         event = events[school.code] = coconet.open_event(
             app, school, kind="earthquake", title="地震発生に伴う児童の安否確認",
             body="児童は全員、体育館で待機しています。", send_notice=False, actor="bench")
-        for grade, class_name in coconet.school_classes(school):
+        for grade, class_name in roster.school_classes(school):
             coconet.set_class_state(app, event, grade, class_name, "protected", place="体育館", actor="bench")
         for number in range(1, 4):
             coconet.post_notice(app, event, f"お知らせ{number}: 引き渡しは正門で行います。身分証をお持ちください。",

@@ -29,7 +29,7 @@ def registration_sheets_command(app, school_code: str, class_ref: str | None, st
         raise click.UsageError("give --class or --student")
     school = get_school(school_code)
     students = ([roster.find_student(school, student)] if student
-                else registration_sheets.class_students(school, class_ref))
+                else roster.find_class(school, class_ref))
     pdf = registration_sheets.issue_sheets(app, school, students, actor="cli", reissue=reissue)
     Path(out).write_bytes(pdf)
     emit_json({"school": school.code, "pages": len(students), "out": out})

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 import pytest
 from playwright.sync_api import Page, Response, expect
 
-from appliance import coconet, db, guardians, messages
+from appliance import coconet, db, guardians, messages, roster
 from appliance.models import GuardianLink, School, Student
 from appliance.runtime import open_appliance
 from appliance.sample_data import ADDRESS_MARKER
@@ -243,7 +243,7 @@ def test_coconet_roll_call_on_a_phone_reaches_the_guardians_page(page, browser, 
 
         with core(demo_site) as app:
             school = School.get(School.code == demo_site.school_code)
-            child = next(s for s in coconet.class_students(school, 1, "1") if coconet.guardians_of(s))
+            child = next(s for s in roster.class_students(school, 1, "1") if coconet.guardians_of(s))
             link = coconet.guardian_link(app, coconet.guardians_of(child)[0].id)
         guardian.goto(link)
         card = guardian.locator("div.c").filter(has_text=child.name)

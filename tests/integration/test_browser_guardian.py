@@ -19,7 +19,7 @@ from email.message import EmailMessage
 import pytest
 from playwright.sync_api import expect
 
-from appliance import coconet, followup, push, receipts, replies, tokens
+from appliance import coconet, followup, push, receipts, replies, roster, tokens
 from appliance.messages import Question, release_message, save_draft
 from appliance.models import Message, School, StaffUser
 from appliance.portal import SIGN_IN_SUBJECT
@@ -216,7 +216,7 @@ def test_coconet_guardian_page_at_320_px_without_javascript(browser, demo_site):
     try:
         with core(demo_site) as app:
             coconet.set_class_state(app, event, *CLASS, "protected", place="体育館", actor="test")
-            child = next(s for s in coconet.class_students(school, *CLASS) if coconet.guardians_of(s))
+            child = next(s for s in roster.class_students(school, *CLASS) if coconet.guardians_of(s))
             link = coconet.guardian_link(app, coconet.guardians_of(child)[0].id)
         context = browser.new_context(base_url=demo_site.base_url, java_script_enabled=False,
                                       viewport={"width": 320, "height": 640}, is_mobile=True, has_touch=True,

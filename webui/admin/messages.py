@@ -18,6 +18,7 @@ from appliance.followup import (answers_csv, class_read_table, targeted_classes,
 from appliance.messages import get_message, visible_messages
 from appliance.staff import assigned_classes
 from appliance.models import Message
+from appliance.targeting import parse_class
 from webui.access import TEACHER, access
 from webui.admin import bp
 from webui.downloads import file_response
@@ -61,9 +62,9 @@ def message_show(code: str, message_id: str):
 def _chosen_class(asked: str, classes: list[tuple[int, str, int]]) -> tuple[int, str] | None:
     """The class asked for (?class=3-1), else a teacher's own first class, else the first one."""
     available = [(grade, name) for grade, name, _count in classes]
-    grade, _, name = asked.partition("-")
-    if grade.isdigit() and (int(grade), name) in available:
-        return int(grade), name
+    seat = parse_class(asked)
+    if seat in available:
+        return seat
     own = [c for c in assigned_classes(g.user) if c in available]
     return (own or available or [None])[0]
 

@@ -39,7 +39,7 @@ def registration_sheet_create(code: str):
             if students[0].status != "enrolled":
                 raise NotFound(_("在籍していない児童生徒です"))
         else:
-            students = registration_sheets.class_students(g.school, form.get("class", ""))
+            students = roster.find_class(g.school, form.get("class", ""))
         pdf = registration_sheets.issue_sheets(g.appliance, g.school, students, actor=g.user.login,
                                                reissue=form.get("reissue") == "1")
     except (InvalidInput, NotFound) as refused:

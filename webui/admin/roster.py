@@ -16,9 +16,10 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 
 from appliance import registrations, roster, roster_overview
 from appliance.errors import InvalidInput, NotFound
-from appliance.models import StaffAssignment, Student, StudentGroup
+from appliance.models import Student, StudentGroup
+from appliance.staff import assigned_classes
 from appliance.roster_import import RosterImportError, format_error, import_roster
-from appliance.targeting import GROUP_WORDS
+from appliance.targeting import GROUP_WORDS, parse_class
 from webui.access import SCHOOL_ADMIN, TEACHER, access
 from webui.admin import bp
 
@@ -82,12 +83,9 @@ def _default_class(classes: list[roster_overview.ClassSummary]) -> tuple[int, st
     """A teacher starts at their own class; everyone else at the school's first class."""
     seats = [(c.grade, c.class_name) for c in classes]
     if g.user.role == "teacher":
-        for (value,) in (StaffAssignment.select(StaffAssignment.value)
-                         .where((StaffAssignment.staff_user == g.user) & (StaffAssignment.kind == "class"))
-                         .order_by(StaffAssignment.value).tuples()):
-            grade, _sep, class_name = value.partition("-")
-            if grade.isdigit() and (int(grade), class_name) in seats:
-                return int(grade), class_name
+        own = [seat for seat in assigned_classes(g.user) if seat in seats]
+        if own:
+            return own[0]
     return seats[0] if seats else None
 
 
@@ -99,8 +97,7 @@ def student_index(code: str):
     grade, class_name = request.args.get("grade", type=int), request.args.get("class", "").strip()
     seat = request.args.get("seat", "")    # the class picker's "G-C"
     if seat:
-        grade_text, _sep, class_name = seat.partition("-")
-        grade = int(grade_text) if grade_text.isdigit() else None
+        grade, class_name = parse_class(seat) or (None, "")
     if grade is not None and not class_name:
         class_name = next((c.class_name for c in classes if c.grade == grade), "")
     chosen = (grade, class_name) if grade is not None and class_name else _default_class(classes)

@@ -18,6 +18,7 @@ from wtforms.validators import DataRequired, Length
 from appliance import staff, staff_accounts
 from appliance.errors import InvalidInput
 from appliance.models import School
+from appliance.targeting import class_key, parse_class
 from webui.access import OPERATOR, SCHOOL_ADMIN, access
 from webui.admin import bp
 
@@ -105,9 +106,8 @@ def _show_page(user, *, new_password: str | None = None, status: int = 200):
     return _render("admin/staff_show.html", status, user=user, new_password=new_password, **context)
 
 
-def _class_order(value: str) -> tuple[int, str]:
-    grade, _, name = value.partition("-")
-    return (int(grade) if grade.isdigit() else 0, name)
+def _class_order(value: str) -> tuple:
+    return class_key(*(parse_class(value) or (0, value)))
 
 
 def _other_account(user_id: str):

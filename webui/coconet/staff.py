@@ -11,9 +11,10 @@ from datetime import datetime
 from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from appliance import coconet
+from appliance import coconet, roster
 from appliance.clock import TOKYO, parse_time
 from appliance.errors import ApplianceError, InvalidInput
+from appliance.targeting import parse_class
 from webui.access import SCHOOL_ADMIN, TEACHER, access
 from webui.coconet import bp
 from webui.downloads import file_response
@@ -97,7 +98,7 @@ def roll_show(code: str, event_id: str, grade: int, class_name: str):
 
 
 def _roll_page(event, grade: int, class_name: str, status: int = 200):
-    students = coconet.class_students(g.school, grade, class_name)
+    students = roster.class_students(g.school, grade, class_name)
     if not students:
         abort(404)
     return render_template("coconet/roll.html", event=event, grade=grade, class_name=class_name,
@@ -220,10 +221,10 @@ def card_show(code: str, card_code: str):
 @access(TEACHER)
 def card_index(code: str):
     """Name cards to print, one class at a time: each carries the URL its QR code would hold."""
-    classes = coconet.school_classes(g.school)
+    classes = roster.school_classes(g.school)
     chosen = request.args.get("class", "")
-    grade, _sep, class_name = chosen.partition("-")
-    students = coconet.class_students(g.school, int(grade), class_name) if grade.isdigit() else []
+    seat = parse_class(chosen)
+    students = roster.class_students(g.school, *seat) if seat else []
     return render_template("coconet/cards.html", classes=classes, chosen=chosen, students=students,
                            card_code=coconet.card_code)
 
