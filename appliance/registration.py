@@ -196,8 +196,9 @@ def register_by_mail(app, code: str, address: str) -> str:
     limit, and InvalidInput for a malformed address or one sent too many links.
     """
     address = contacts.normalise("email", address)
-    found = find_code(app, code, client="mail:" + address.lower())
-    _registration, outcome = _ask(app, found, address, name="", relationship="", via="mail")
+    limiter = ratelimit.open_limiter(app)       # one connection to the counters for both checks
+    found = find_code(app, code, client="mail:" + address.lower(), limiter=limiter)
+    _registration, outcome = _ask(app, found, address, name="", relationship="", via="mail", limiter=limiter)
     return outcome
 
 

@@ -80,7 +80,8 @@ def authenticate(app, login: str, password: str, totp_code: str = "") -> StaffUs
 
 def _count_failure(app, user: StaffUser) -> None:
     with db.write():
-        failures = user.failed_logins + 1
+        # Read again inside the write lock: wrong passwords sent at once must each count.
+        failures = StaffUser.select(StaffUser.failed_logins).where(StaffUser.id == user.id).scalar() + 1
         locked_until = app.clock.now() + LOCK_FOR if failures >= LOCK_AFTER else None
         StaffUser.update(failed_logins=0 if locked_until else failures, locked_until=locked_until).where(
             StaffUser.id == user.id).execute()
