@@ -29,4 +29,4 @@ def school_show(code: str):
     pending = registrations.count_pending(g.school) if may_open(g.user, current_app.view_functions[
         "admin.registration_index"]) else 0
     return render_template("admin/school.html", recent=recent, awaiting=awaiting, pending=pending,
-                           event=coconet.current_event(g.school))
+                           event=coconet.current_event(g.school), now=g.appliance.clock.now())
