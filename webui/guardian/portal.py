@@ -246,9 +246,7 @@ def address_confirmation_update(token: str):
 @guardian_only
 def device_index():
     """The guardian's push devices, and (with JavaScript) registering this one."""
-    return _render("guardian/devices.html", devices=push.devices(g.appliance, g.guardian.id),
-                   limit=contacts.MAX_PER_KIND["push"], vapid_key=push.public_key(g.appliance) or "",
-                   done=request.args.get("done", ""))
+    return _devices_page(done=request.args.get("done", ""))
 
 
 @bp.post("/p/devices")
@@ -259,10 +257,13 @@ def device_create():
     try:
         push.add_device(g.appliance, g.guardian.id, request.form.get("subscription", ""), request.form.get("name", ""))
     except InvalidInput as refused:
-        return _render("guardian/devices.html", 400, error=str(refused),
-                       devices=push.devices(g.appliance, g.guardian.id), limit=contacts.MAX_PER_KIND["push"],
-                       vapid_key=push.public_key(g.appliance) or "")
+        return _devices_page(400, error=str(refused))
     return _back("guardian.device_index", "added")
+
+
+def _devices_page(status: int = 200, **extra):
+    return _render("guardian/devices.html", status, devices=push.devices(g.appliance, g.guardian.id),
+                   limit=contacts.MAX_PER_KIND["push"], vapid_key=push.public_key(g.appliance) or "", **extra)
 
 
 @bp.post("/p/devices/<contact_id>/remove")
