@@ -17,9 +17,10 @@ import base64
 import hashlib
 import hmac
 
-from flask import abort, current_app, g, request
+from flask import abort, current_app, g, make_response, request
 
 from appliance import ratelimit, tokens
+from webui.i18n import render_in
 
 # Guardian pages load nothing from elsewhere and run no inline code.
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; connect-src 'self';"
@@ -59,6 +60,13 @@ def check_form_token(purpose: str, capability: str) -> None:
     """Answer 400 unless the POST carries the form token of this capability."""
     if not hmac.compare_digest(request.form.get("form_token", ""), form_token(purpose, capability)):
         abort(400)
+
+
+def private_page(locale: str, template: str, status: int = 200, **context):
+    """A guardian page in the guardian's language, never stored by anyone (sign-in, registration, settings)."""
+    response = private_headers(make_response(render_in(locale, template, **context), status), locale)
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 def private_headers(response, locale: str, *, inline_style: str = ""):

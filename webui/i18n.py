@@ -20,7 +20,12 @@ def select_locale() -> str:
     chosen = session.get("lang")
     if chosen in LOCALES:
         return chosen
-    return request.accept_languages.best_match(LOCALES, default="ja") if request else "ja"
+    return browser_locale() if request else "ja"
+
+
+def browser_locale() -> str:
+    """The browser's preferred language among ours, else Japanese."""
+    return request.accept_languages.best_match(LOCALES, default="ja")
 
 
 # Numbers only, so the same in every language (strftime: a tenth of Babel's cost, several times a page).

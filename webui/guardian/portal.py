@@ -12,8 +12,7 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 
-from flask import Response, current_app, g, make_response, redirect, render_template, request, url_for
-from flask_babel import force_locale
+from flask import Response, current_app, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
@@ -22,6 +21,7 @@ from appliance.errors import InvalidInput, NotFound
 from webui import capability
 from webui.access import PUBLIC, access
 from webui.guardian import bp
+from webui.i18n import browser_locale
 
 COOKIE = "renraku_guardian"
 COOKIE_AGE = timedelta(days=30)
@@ -64,18 +64,9 @@ def guardian_only(view):
 
 
 def _render(template: str, status: int = 200, locale: str | None = None, **context):
-    locale = locale or (g.guardian.locale if g.get("guardian") else _browser_locale())
-    with force_locale(locale):
-        html = render_template(template, **context,
-                               form_token=capability.form_token(FORM_PURPOSE, g.portal_sid)
-                               if g.get("portal_sid") else "")
-    response = capability.private_headers(make_response(html, status), locale)
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
-
-
-def _browser_locale() -> str:
-    return request.accept_languages.best_match(portal.LOCALES, default="ja")
+    locale = locale or (g.guardian.locale if g.get("guardian") else browser_locale())
+    form_token = capability.form_token(FORM_PURPOSE, g.portal_sid) if g.get("portal_sid") else ""
+    return capability.private_page(locale, template, status, form_token=form_token, **context)
 
 
 def _back(endpoint: str, message: str):

@@ -13,8 +13,7 @@ portal's form from the sign-in (:mod:`webui.capability`).
 """
 from __future__ import annotations
 
-from flask import g, make_response, render_template, request
-from flask_babel import force_locale
+from flask import g, request
 from flask_babel import lazy_gettext as _l
 
 from appliance import registration
@@ -23,6 +22,7 @@ from webui import capability
 from webui.access import PUBLIC, access
 from webui.guardian import bp
 from webui.guardian import portal as portal_views
+from webui.i18n import browser_locale
 
 LINK_PURPOSE = "registration-link"
 # The stored value stays Japanese (staff read it); the label follows the page's language.
@@ -32,12 +32,7 @@ assert tuple(RELATIONSHIPS) == registration.RELATIONSHIPS
 
 def render_page(template: str, status: int = 200, **context):
     """A public guardian page (no sign-in) in the browser's language, private and never stored."""
-    locale = request.accept_languages.best_match(("ja", "en"), default="ja")
-    with force_locale(locale):
-        html = render_template(template, relationships=RELATIONSHIPS, **context)
-    response = capability.private_headers(make_response(html, status), locale)
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return capability.private_page(browser_locale(), template, status, relationships=RELATIONSHIPS, **context)
 
 
 def _client() -> str:

@@ -12,24 +12,21 @@ idempotent. The token grants one guardian (:mod:`appliance.routine_mail`).
 """
 from __future__ import annotations
 
-from flask import abort, g, make_response, request
+from flask import abort, g, request
 
 from appliance import portal, routine_mail
 from webui import capability
 from webui.access import PUBLIC, access
 from webui.guardian import bp
-from webui.i18n import render_in
 
 FORM_PURPOSE = "unsubscribe-form"
 
 
 def _page(token: str, guardian_id: str, done: str = ""):
     guardian = portal.get_guardian(guardian_id)
-    html = render_in(guardian.locale, "guardian/unsubscribe.html", token=token, enabled=guardian.routine_mail,
-                     done=done, form_token=capability.form_token(FORM_PURPOSE, token))
-    response = capability.private_headers(make_response(html), guardian.locale)
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return capability.private_page(guardian.locale, "guardian/unsubscribe.html", token=token,
+                                   enabled=guardian.routine_mail, done=done,
+                                   form_token=capability.form_token(FORM_PURPOSE, token))
 
 
 @bp.get("/u/<token>")
