@@ -56,6 +56,13 @@ def form_token(purpose: str, capability: str) -> str:
     return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
 
+def checks_form_token(view):
+    """Mark a view whose forms carry the capability's form token (it calls check_form_token): create_app
+    exempts every marked view from the session-based CSRF check, which a phone without cookies cannot pass."""
+    view.checks_form_token = True
+    return view
+
+
 def check_form_token(purpose: str, capability: str) -> None:
     """Answer 400 unless the POST carries the form token of this capability."""
     if not hmac.compare_digest(request.form.get("form_token", ""), form_token(purpose, capability)):

@@ -41,6 +41,7 @@ def guardian_show(token: str):
 
 
 @bp.post("/c/<token>")
+@capability.checks_form_token
 @access(PUBLIC)
 def guardian_check(token: str):
     """Record "確認しました" or a short reply, then show the page again."""
@@ -69,8 +70,3 @@ def _page(view: coconet.GuardianView, token: str, *, error: str = "", status: in
         response.add_etag()
         response.make_conditional(request)
     return response
-
-
-@bp.record_once
-def _exempt_from_session_csrf(state) -> None:
-    state.app.extensions["csrf"].exempt(guardian_check)

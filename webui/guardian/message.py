@@ -67,6 +67,7 @@ def message_show(token: str):
 
 
 @bp.post("/r/<token>/answers")
+@capability.checks_form_token
 @access(PUBLIC)
 def answer_create(token: str):
     """Record the survey's answers (only those that changed), then show the page again."""
@@ -83,6 +84,7 @@ def answer_create(token: str):
 
 
 @bp.post("/r/<token>/replies")
+@capability.checks_form_token
 @access(PUBLIC)
 def reply_create(token: str):
     """Record a free reply with optional files (refused while streaming past the size limit)."""
@@ -120,9 +122,3 @@ def reply_file_show(token: str, file_id: str):
     page = _load(token)
     file = replies.get_file(page.id, file_id, page.guardian_id)
     return file_response(bytes(file.data), file.filename, file.content_type)
-
-
-@bp.record_once
-def _exempt_from_session_csrf(state) -> None:
-    for view in (answer_create, reply_create):
-        state.app.extensions["csrf"].exempt(view)

@@ -107,6 +107,7 @@ def portal_session_new(token: str):
 
 
 @bp.post("/p/in/<token>")
+@capability.checks_form_token
 @access(PUBLIC)
 def portal_session_create(token: str):
     """Use the sign-in link: set the portal cookie and go to the portal."""
@@ -120,6 +121,7 @@ def portal_session_create(token: str):
 
 
 @bp.post("/p/signout")
+@capability.checks_form_token
 @access(PUBLIC)
 @guardian_only
 def portal_session_delete():
@@ -149,6 +151,7 @@ def settings_show():
 
 
 @bp.post("/p/settings")
+@capability.checks_form_token
 @access(PUBLIC)
 @guardian_only
 def settings_update():
@@ -177,6 +180,7 @@ def _addresses_page(status: int, **extra):
 
 
 @bp.post("/p/addresses")
+@capability.checks_form_token
 @access(PUBLIC)
 @guardian_only
 def address_create():
@@ -190,6 +194,7 @@ def address_create():
 
 
 @bp.post("/p/addresses/<contact_id>/remove")
+@capability.checks_form_token
 @access(PUBLIC)
 @guardian_only
 def address_delete(contact_id: str):
@@ -202,6 +207,7 @@ def address_delete(contact_id: str):
 
 
 @bp.post("/p/addresses/<contact_id>/confirm")
+@capability.checks_form_token
 @access(PUBLIC)
 @guardian_only
 def address_confirmation_create(contact_id: str):
@@ -223,6 +229,7 @@ def address_confirmation_show(token: str):
 
 
 @bp.post("/p/confirm/<token>")
+@capability.checks_form_token
 @access(PUBLIC)
 def address_confirmation_update(token: str):
     """Confirm the address the link was mailed to."""
@@ -241,6 +248,7 @@ def device_index():
 
 
 @bp.post("/p/devices")
+@capability.checks_form_token
 @access(PUBLIC)
 @guardian_only
 def device_create():
@@ -258,6 +266,7 @@ def _devices_page(status: int = 200, **extra):
 
 
 @bp.post("/p/devices/<contact_id>/remove")
+@capability.checks_form_token
 @access(PUBLIC)
 @guardian_only
 def device_delete(contact_id: str):
@@ -284,10 +293,3 @@ def service_worker_show() -> Response:
     """The service worker, served from /p/ so that its scope is the portal: shows pushes, opens their page."""
     script = (Path(current_app.static_folder) / "guardian-sw.js").read_bytes()
     return Response(script, mimetype="text/javascript", headers={"Cache-Control": "no-cache"})
-
-
-@bp.record_once
-def _exempt_from_session_csrf(state) -> None:
-    for view in (portal_session_create, portal_session_delete, settings_update, address_create, address_delete,
-                 address_confirmation_create, address_confirmation_update, device_create, device_delete):
-        state.app.extensions["csrf"].exempt(view)

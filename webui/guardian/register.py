@@ -78,6 +78,7 @@ def registration_link_show(token: str):
 
 
 @bp.post("/e/ok/<token>")
+@capability.checks_form_token
 @access(PUBLIC)
 def registration_link_update(token: str):
     """Complete the registration: the address is confirmed and the school is asked to approve."""
@@ -109,6 +110,7 @@ def child_new():
 
 
 @bp.post("/p/children")
+@capability.checks_form_token
 @access(PUBLIC)
 @portal_views.guardian_only
 def child_create():
@@ -121,10 +123,3 @@ def child_create():
         return portal_views._render("guardian/register_child.html", 400, relationships=RELATIONSHIPS, form=form,
                                     error=str(refused))
     return portal_views._back("guardian.portal_show", "child")
-
-
-@bp.record_once
-def _exempt_from_session_csrf(state) -> None:
-    for view in (registration_link_update, child_create):
-        state.app.extensions["csrf"].exempt(view)
-

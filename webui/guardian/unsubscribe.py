@@ -38,6 +38,7 @@ def unsubscribe_show(token: str):
 
 
 @bp.post("/u/<token>")
+@capability.checks_form_token
 @access(PUBLIC)
 def unsubscribe_update(token: str):
     """Stop routine mail (the page's button, or a provider's one-click POST), or restart it from the page."""
@@ -51,8 +52,3 @@ def unsubscribe_update(token: str):
         abort(400)
     routine_mail.set_routine_mail(g.appliance, grant.guardian_id, enabled)
     return _page(token, grant.guardian_id, done="started" if enabled else "stopped")
-
-
-@bp.record_once
-def _exempt_from_session_csrf(state) -> None:
-    state.app.extensions["csrf"].exempt(unsubscribe_update)
