@@ -18,7 +18,7 @@ from appliance.config import resolve_data_dir
 from appliance.runtime import open_appliance
 from appliance.tasks import create_queue
 from webui import errors, i18n
-from webui.access import PUBLIC, access, may_open
+from webui.access import PUBLIC, access, may
 
 MAX_REQUEST_BYTES = 2 * 1024 * 1024   # the largest form: 1 MB of attachments, base64 and fields aside
 
@@ -58,7 +58,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     @app.context_processor
     def navigation():
-        return {"may": lambda endpoint: may_open(g.user, app.view_functions[endpoint])}
+        return {"may": may}
 
     @app.after_request
     def security_headers(response):

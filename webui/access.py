@@ -12,7 +12,7 @@ import functools
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from flask import abort, g, redirect, request, url_for
+from flask import abort, current_app, g, redirect, request, url_for
 
 from appliance.models import School
 
@@ -58,6 +58,11 @@ def may_open(user, view: Callable) -> bool:
     """Whether the user's role passes the view's rule (the school check aside): menus hide the rest."""
     rule = view.access_rule
     return rule == PUBLIC or (user is not None and _RANK[user.role] >= _NEEDED[rule])
+
+
+def may(endpoint: str) -> bool:
+    """Whether the signed-in user may open an endpoint (for menus, buttons and forms shown only to those who can use them)."""
+    return may_open(g.get("user"), current_app.view_functions[endpoint])
 
 
 def _school_for(user, code: str) -> School:

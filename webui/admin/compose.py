@@ -90,7 +90,7 @@ def message_review(code: str, message_id: str):
         questions=messages.question_list(message), attachments=messages.attachment_list(message),
         format_size=files.format_size, now=g.appliance.clock.now(),
         needs_approval=g.user.role == "teacher" and g.school.teacher_needs_approval,
-        may_decide=g.user.role != "teacher", reason=messages.rejection_reason(message),
+        reason=messages.rejection_reason(message),
         after_release=_after_release(message))
 
 

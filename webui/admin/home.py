@@ -1,12 +1,12 @@
 """Where staff land after signing in: the operator's school list or their own school's page."""
 from __future__ import annotations
 
-from flask import current_app, g, redirect, render_template, url_for
+from flask import g, redirect, render_template, url_for
 
 from appliance import coconet, registrations
 from appliance.messages import visible_messages
 from appliance.models import Message, School
-from webui.access import STAFF, TEACHER, access, may_open
+from webui.access import STAFF, TEACHER, access, may
 from webui.admin import bp
 
 
@@ -26,7 +26,6 @@ def school_show(code: str):
     visible = visible_messages(g.school, g.user)
     recent = visible.order_by(Message.created_at.desc()).limit(10)
     awaiting = visible.where(Message.status == "awaiting_approval").count()
-    pending = registrations.count_pending(g.school) if may_open(g.user, current_app.view_functions[
-        "admin.registration_index"]) else 0
+    pending = registrations.count_pending(g.school) if may("admin.registration_index") else 0
     return render_template("admin/school.html", recent=recent, awaiting=awaiting, pending=pending,
                            event=coconet.current_event(g.school), now=g.appliance.clock.now())

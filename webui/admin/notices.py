@@ -14,8 +14,7 @@ from webui.admin import bp
 @access(TEACHER)
 def template_index(code: str):
     """The school's templates, each with a link to start a message from it."""
-    return render_template("admin/notice_index.html", templates=notice_templates.list_templates(g.school),
-                           may_edit=g.user.role != "teacher")
+    return render_template("admin/notice_index.html", templates=notice_templates.list_templates(g.school))
 
 
 @bp.get("/s/<code>/templates/new")

@@ -20,7 +20,7 @@ from appliance.models import Student, StudentGroup
 from appliance.staff import assigned_classes
 from appliance.roster_import import RosterImportError, format_error, import_roster
 from appliance.targeting import GROUP_WORDS, parse_class
-from webui.access import SCHOOL_ADMIN, TEACHER, access
+from webui.access import SCHOOL_ADMIN, TEACHER, access, may
 from webui.admin import bp
 
 # The importer reads the whole file in memory and has no limit of its own; a class list of
@@ -102,7 +102,7 @@ def student_index(code: str):
         class_name = next((c.class_name for c in classes if c.grade == grade), "")
     chosen = (grade, class_name) if grade is not None and class_name else _default_class(classes)
     overview = roster_overview.class_overview(g.school, *chosen) if chosen else None
-    pending = registrations.count_pending(g.school) if g.user.role != "teacher" else 0
+    pending = registrations.count_pending(g.school) if may("admin.registration_index") else 0
     return render_template("admin/roster_students.html", classes=classes, overview=overview, pending=pending)
 
 

@@ -22,10 +22,6 @@ from webui.downloads import file_response
 PREFIX = "/admin/s/<code>/coconet"
 
 
-def _is_admin() -> bool:
-    return g.user.role in ("school_admin", "operator")
-
-
 @bp.get(f"{PREFIX}/")
 @access(TEACHER)
 def event_index(code: str):
@@ -35,7 +31,7 @@ def event_index(code: str):
 
 def _index_page(status: int = 200):
     return render_template("coconet/index.html", current=coconet.current_event(g.school),
-                           events=coconet.school_events(g.school), kinds=coconet.KINDS, is_admin=_is_admin(),
+                           events=coconet.school_events(g.school), kinds=coconet.KINDS,
                            limits=coconet), status
 
 
@@ -64,7 +60,7 @@ def event_show(code: str, event_id: str):
 
 def _event_page(event, status: int = 200):
     return render_template("coconet/event.html", event=event, board=coconet.dashboard(event),
-                           notices=coconet.event_notices(event), is_admin=_is_admin(), limits=coconet), status
+                           notices=coconet.event_notices(event), limits=coconet), status
 
 
 @bp.post(f"{PREFIX}/<event_id>/close")
