@@ -168,15 +168,22 @@ def survey_results(message: Message) -> list[dict]:
             _CURRENT_ANSWERS + "SELECT current.question_id, choice.value, COUNT(*) FROM current, json_each(current.value)"
             " AS choice GROUP BY current.question_id, choice.value", (message.id,)):
         chosen.setdefault(question_id, {})[option] = count
+    texts: dict[str, list] = {}
+    text_ids = [q.id for q in questions if q.kind == "text"]
+    if text_ids:        # the newest few of every text question, in one pass over the answers
+        for question_id, value in db.fetch(
+                _CURRENT_ANSWERS + "SELECT question_id, value FROM (SELECT question_id, value, ROW_NUMBER() OVER"
+                " (PARTITION BY question_id ORDER BY at DESC) AS k FROM current"
+                f" WHERE question_id IN ({db.placeholders(len(text_ids))})) WHERE k <= {{p}} ORDER BY k",
+                (message.id, *text_ids, TEXT_ANSWERS_SHOWN)):
+            texts.setdefault(question_id, []).append(json.loads(value))
     results = []
     for question in questions:
         total = answered.get(question.id, 0)
         result = {"position": question.position, "kind": question.kind, "prompt": question.prompt,
                   "answered": total, "options": [], "texts": []}
         if question.kind == "text":
-            result["texts"] = [json.loads(value) for (value,) in db.fetch(
-                _CURRENT_ANSWERS + "SELECT value FROM current WHERE question_id = {p} ORDER BY at DESC LIMIT {p}",
-                (message.id, question.id, TEXT_ANSWERS_SHOWN))]
+            result["texts"] = texts.get(question.id, [])
         else:
             counts = chosen.get(question.id, {})
             result["options"] = [{"option": option, "count": counts.get(option, 0),
