@@ -70,12 +70,16 @@ def staff(app):
         other_admin=add_staff_user(app, login="admin-b", password=PASSWORD, role="school_admin", school=other))
 
 
+def csrf_token(page: str) -> str:
+    """The CSRF token a page's form carries."""
+    return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+
+
 class WebClient(FlaskClient):
     """A test client that signs in and posts forms with a real CSRF token, as a browser does."""
 
     def csrf(self) -> str:
-        page = self.get("/status").get_data(as_text=True)    # every page carries a token (language switch)
-        return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+        return csrf_token(self.get("/status").get_data(as_text=True))    # every page carries one (language switch)
 
     def post_form(self, url: str, data: dict | None = None, **kwargs):
         return self.post(url, data={"csrf_token": self.csrf(), **(data or {})}, **kwargs)
@@ -116,3 +120,10 @@ def roster(app, staff):
     plan = SampleGenerator("tests").make_school(grades=6, classes=2, guardians=60)
     store_sample_roster(app, staff.school, plan)
     return plan
+
+
+@pytest.fixture
+def families(app):
+    """A school with two families and a message with a survey (tests/unit/guardian_fixtures.py)."""
+    from tests.unit.guardian_fixtures import make_families    # here: guardian_fixtures imports this module
+    return make_families(app)

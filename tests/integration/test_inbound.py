@@ -14,15 +14,10 @@ from appliance.models import Delivery, Enquiry, Guardian, Recipient, Reply
 from mta.inbound import controller_for
 from mta.resolver import DnsLookup
 from tests.integration.conftest import free_port
-from tests.unit.guardian_fixtures import PDF, make_families
+from tests.unit.guardian_fixtures import PDF
 from tests.unit.test_inbound import _bounce_to, _dkim_signed
 
 DOMAIN = "renraku.example"
-
-
-@pytest.fixture
-def families(app):
-    return make_families(app)
 
 
 @pytest.fixture

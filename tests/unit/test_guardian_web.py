@@ -3,17 +3,11 @@ import json
 import re
 from email import message_from_bytes, policy
 
-import pytest
 
 from appliance import contacts, tokens
 from appliance.models import Attachment, ContactPoint, Message, Receipt, Reply, SurveyAnswer
 from tests.unit.guardian_fixtures import PNG, make_families
 from tests.unit.mta_fakes import FakeConnector, deliver
-
-
-@pytest.fixture
-def families(app):
-    return make_families(app)
 
 
 def form_token(page: str) -> str:

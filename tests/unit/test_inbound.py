@@ -42,11 +42,6 @@ def _router(app, dns=None, **kwargs) -> Router:
     return Router(app, dns=dns or FakeDns(), **kwargs)
 
 
-@pytest.fixture
-def families(app):
-    return make_families(app)
-
-
 def _reply_to(app, families, guardian) -> str:
     token = tokens.issue_tokens(app, "reply", [(guardian.id, families.message.id)])[(guardian.id, families.message.id)]
     return reply_address(token, DOMAIN)

@@ -12,17 +12,11 @@ from appliance.messages import create_message
 from appliance.mime import MailRefused
 from appliance.models import Delivery, Guardian, Message, Recipient
 from appliance.sample_data import ADDRESS_MARKER
-from tests.unit.guardian_fixtures import make_families
 from tests.unit.test_guardian_web import form_token, signed_in_guardian
 from tests.unit.test_inbound import _router
 
 DOMAIN = "renraku.example"
 PUSH = json.dumps({"endpoint": "https://push.example/1", "keys": {"p256dh": "B" * 87, "auth": "A" * 22}})
-
-
-@pytest.fixture
-def families(app):
-    return make_families(app)
 
 
 def _unsubscribe_token(app, guardian, message) -> str:
