@@ -12,7 +12,7 @@ from appliance.messages import create_message
 from appliance.mime import MailRefused
 from appliance.models import Delivery, Guardian, Message, Recipient
 from appliance.sample_data import ADDRESS_MARKER
-from tests.unit.test_guardian_web import form_token, signed_in_guardian
+from tests.unit.guardian_fixtures import form_token, signed_in_guardian
 from tests.unit.test_inbound import _router
 
 DOMAIN = "renraku.example"
