@@ -11,6 +11,8 @@ from flask.testing import FlaskClient
 from appliance import db
 from appliance.clock import FrozenClock
 from appliance.demo import store_sample_roster
+from appliance.guardians import add_guardian
+from appliance.models import GuardianLink, School, Student
 from appliance.runtime import init_data_dir
 from appliance.sample_data import SampleGenerator
 from appliance.schools import add_school
@@ -120,6 +122,23 @@ def roster(app, staff):
     plan = SampleGenerator("tests").make_school(grades=6, classes=2, guardians=60)
     store_sample_roster(app, staff.school, plan)
     return plan
+
+
+def seat(grade: int, class_name: str, number: int, school: str = "sch-a") -> Student:
+    """The enrolled student at this seat (grade, class, number) of a school."""
+    return Student.get((Student.school == School.get(School.code == school)) & (Student.grade == grade)
+                       & (Student.class_name == class_name) & (Student.number == number)
+                       & (Student.status == "enrolled"))
+
+
+@pytest.fixture
+def pending(app, roster, clock):
+    """A new guardian who registered for 1-1-1 (with an address) and awaits approval: their GuardianLink."""
+    child = seat(1, "1", 1)
+    clock.advance(minutes=5)
+    guardian = add_guardian(app, "申請 花子", student_ids=[child.id], emails=["new.rk9999999@example.jp"],
+                            relationship="母")
+    return GuardianLink.get(GuardianLink.guardian == guardian)
 
 
 @pytest.fixture
