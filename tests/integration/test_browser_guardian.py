@@ -79,6 +79,16 @@ def seen_fixture(page) -> PagesSeen:
     return seen
 
 
+def school_sees_one_answer(demo_site, message_id: str, counts: list[tuple[str, int]], texts: list[str]) -> None:
+    """The school's follow-up figures for the survey: one guardian answered, these choices and texts."""
+    with core(demo_site):
+        stored = Message.get_by_id(message_id)
+        assert followup.message_stats(stored)["answered"] == 1
+        choice, text = followup.survey_results(stored)
+        assert [(o["option"], o["count"]) for o in choice["options"]] == counts
+        assert text["texts"] == texts
+
+
 def guardian_scan(seen: Seen) -> None:
     """No page the guardian saw holds an address, except their own address page, which shows theirs."""
     own = {url: body for url, body in seen.bodies.items() if url.split("?")[0].endswith(OWN_ADDRESSES)}
@@ -133,24 +143,14 @@ def test_guardian_reads_answers_replies_and_signs_in_to_the_portal(page, demo_si
     page.get_by_role("group", name=re.compile("連絡事項")).locator("textarea").fill("弁当はいりません")
     page.get_by_role("button", name="回答を送信する").click()
     expect(page.get_by_role("status")).to_have_text("回答を送信しました。期限までは何度でも変更できます。")
-    with core(demo_site):
-        stored = Message.get_by_id(message.id)
-        assert followup.message_stats(stored)["answered"] == 1
-        choice, text = followup.survey_results(stored)
-        assert [(o["option"], o["count"]) for o in choice["options"]] == [("参加する", 1), ("参加しない", 0)]
-        assert text["texts"] == ["弁当はいりません"]
+    school_sees_one_answer(demo_site, message.id, [("参加する", 1), ("参加しない", 0)], ["弁当はいりません"])
     expect(page.get_by_label("参加する", exact=True)).to_be_checked()      # the page shows what is stored
     page.get_by_label("参加しない", exact=True).check()
     page.get_by_role("group", name=re.compile("連絡事項")).locator("textarea").fill("都合がつかなくなりました")
     page.get_by_role("button", name="回答を変更する").click()
     expect(page.get_by_role("status")).to_have_text("回答を送信しました。期限までは何度でも変更できます。")
     expect(page.get_by_label("参加しない", exact=True)).to_be_checked()
-    with core(demo_site):
-        stored = Message.get_by_id(message.id)
-        assert followup.message_stats(stored)["answered"] == 1
-        choice, text = followup.survey_results(stored)
-        assert [(o["option"], o["count"]) for o in choice["options"]] == [("参加する", 0), ("参加しない", 1)]
-        assert text["texts"] == ["都合がつかなくなりました"]
+    school_sees_one_answer(demo_site, message.id, [("参加する", 0), ("参加しない", 1)], ["都合がつかなくなりました"])
     screenshot("answered")
 
     # A reply with a photo taken on the phone: the school gets it, the guardian can open it again.
