@@ -8,14 +8,13 @@
 The browser is Debian's /usr/bin/chromium (Makefile: DEBIAN_PACKAGES), never one that
 `playwright install` downloads; one per test module. Each test gets a fresh context (no cookies) at each of
 SIZES; its last state is kept as test-artifacts/screenshots/<test>-<size>.png, passed or not.
-One demo site (`appliance init` + `dkim init` + `appliance demo`, as `make demo-setup`, then
-gunicorn) serves the whole session: tests must not change what others rely on (passwords, TOTP,
-signing out everywhere, an open CoCo-net event). SCREENSHOT_SCALE=css saves phone screenshots at
-one pixel per CSS pixel (`make screenshots`: small PNGs for the README) instead of the device's two.
+One demo site (`make demo-setup`'s steps, Site.set_up_demo, then gunicorn) serves the whole session:
+tests must not change what others rely on (passwords, TOTP, signing out everywhere, an open CoCo-net
+event). SCREENSHOT_SCALE=css saves phone screenshots at one pixel per CSS pixel (`make screenshots`:
+small PNGs for the README) instead of the device's two.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -58,17 +57,14 @@ class DemoSite:
 
 @pytest.fixture(name="demo_site", scope="session")
 def demo_site_fixture(tmp_path_factory) -> Iterator[DemoSite]:
-    """`appliance init` + `appliance demo` in a temporary data dir, served by gunicorn for the session."""
+    """`make demo-setup`'s steps in a temporary data dir, served by gunicorn for the session."""
     from tests.integration.conftest import Site    # here: conftest imports this module
 
     site = Site(tmp_path_factory.mktemp("browser") / "data")
-    site.run("init")
-    site.run("dkim", "init")            # the MTA signs every mail: tests that deliver need the key
-    demo = json.loads(site.run("demo").stdout)
+    logins = site.set_up_demo()
     site.serve_web()
     try:
-        yield DemoSite(site.base_url, site.data_dir, DEMO_CODE,
-                       tuple(DemoLogin(**login) for login in demo["logins"]), site.env)
+        yield DemoSite(site.base_url, site.data_dir, DEMO_CODE, tuple(logins), site.env)
     finally:
         site.stop()
 

@@ -19,7 +19,7 @@ from email.message import EmailMessage
 import pytest
 from playwright.sync_api import expect
 
-from appliance import coconet, followup, push, receipts, replies, tokens
+from appliance import coconet, followup, receipts, replies, tokens
 from appliance.messages import Question, release_message, save_draft
 from appliance.models import Message, School, StaffUser
 from appliance.portal import SIGN_IN_SUBJECT
@@ -112,8 +112,6 @@ def test_guardian_reads_answers_replies_and_signs_in_to_the_portal(page, demo_si
                        Question("text", "連絡事項があればお書きください")],
             attachments=[("持ち物.pdf", "application/pdf", TINY_PDF)])
         message = release_message(app, draft, admin)
-        if push.public_key(app) is None:        # `make demo` runs `push init`; the test site may not have
-            push.init_keys(app)
     flush_mail(demo_site)
 
     with core(demo_site) as app:
