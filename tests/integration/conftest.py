@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from appliance.demo import DemoLogin
-from tests.integration.browser import (  # noqa: F401  (fixtures: browser, demo_site, screen, page, screenshot)
-    browser_fixture, demo_site_fixture, page_fixture, screen_fixture, screenshot_fixture)
+from tests.integration.browser import (  # noqa: F401  (fixtures: browser, demo_site, screen, page, screenshot, seen, sink)
+    browser_fixture, demo_site_fixture, page_fixture, screen_fixture, screenshot_fixture, seen_fixture, sink_fixture)
 from tests.integration.dns_server import dns_server_fixture  # noqa: F401  (the `dns_server` fixture)
 
 REPO = Path(__file__).resolve().parents[2]

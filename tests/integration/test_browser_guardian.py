@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import struct
-import subprocess
 import zlib
 from email.message import EmailMessage
 
@@ -25,9 +24,7 @@ from appliance.models import Message, School, StaffUser
 from appliance.portal import SIGN_IN_SUBJECT
 from appliance.sample_data import ADDRESS_MARKER
 from mta.sink import read_captured
-from tests.integration.browser import PLACE, SCREENSHOTS, TIMEOUT_MS
-from tests.integration.conftest import APPLIANCE
-from tests.integration.test_browser_flows import TINY_PDF, Seen, core, sink_fixture  # noqa: F401  (fixture: sink)
+from tests.integration.browser import PLACE, SCREENSHOTS, TIMEOUT_MS, TINY_PDF, Seen, core, flush_mail
 
 CLASS = (3, "2")         # flows tests use 1-1 and 1-2: this test's mail and event stay out of their way
 OWN_ADDRESSES = "/p/addresses"
@@ -42,13 +39,6 @@ def tiny_png() -> bytes:
             + chunk(b"IDAT", zlib.compress(b"\x00\xff\xff\xff")) + chunk(b"IEND", b""))
 
 
-def flush_mail(demo_site) -> None:
-    """Deliver everything due to the capture sink (`appliance mta flush --wait`)."""
-    flushed = subprocess.run([*APPLIANCE, "mta", "flush", "--wait"], env=demo_site.env, capture_output=True,
-                             text=True, cwd=demo_site.data_dir.parent, timeout=120)
-    assert flushed.returncode == 0, flushed.stderr
-
-
 def captured(app, subject: str) -> list[EmailMessage]:
     """The mails at the sink with this subject."""
     return [mail for mail in read_captured(app.config.path("sink", "dir")) if mail["Subject"] == subject]
@@ -61,22 +51,6 @@ def link_in(mail: EmailMessage, path: str) -> str:
     found = [m.group(0) for m in LINK.finditer(text.get_content()) if m.group(1) == path]
     assert len(found) == 1, text.get_content()
     return found[0]
-
-
-class PagesSeen(Seen):
-    """Seen, leaving downloads out: a file's body never reaches the page (and is no page)."""
-
-    def _record(self, response) -> None:
-        if not response.headers.get("content-disposition", "").startswith("attachment"):
-            super()._record(response)
-
-
-@pytest.fixture(name="seen")
-def seen_fixture(page) -> PagesSeen:
-    """The recorder, already watching the test's page."""
-    seen = PagesSeen()
-    seen.watch(page)
-    return seen
 
 
 def school_sees_one_answer(demo_site, message_id: str, counts: list[tuple[str, int]], texts: list[str]) -> None:
@@ -220,7 +194,7 @@ def test_coconet_guardian_page_at_320_px_without_javascript(browser, demo_site):
                                       viewport={"width": 320, "height": 640}, is_mobile=True, has_touch=True,
                                       **PLACE)
         context.set_default_timeout(TIMEOUT_MS)
-        seen = PagesSeen()
+        seen = Seen()
         page = seen.watch(context.new_page())
         try:
             response = page.goto(link)
