@@ -1,4 +1,5 @@
 """Fixtures shared by both tiers: a fresh data dir and appliance per test, staff accounts, web clients."""
+import json
 import os
 import re
 import tempfile
@@ -6,11 +7,15 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import pytest
+from click.testing import CliRunner
 from flask.testing import FlaskClient
 
 from appliance import db
+from appliance.cli import main
 from appliance.clock import FrozenClock
 from appliance.demo import store_sample_roster
+from appliance.guardians import add_guardian
+from appliance.models import GuardianLink, School, Student
 from appliance.runtime import init_data_dir
 from appliance.sample_data import SampleGenerator
 from appliance.schools import add_school
@@ -24,6 +29,10 @@ os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", os.path.join(tempfile.gett
 # Cheap argon2 parameters: tests hash many passwords; verification reads them from each hash.
 TEST_OVERRIDES = {"site": {"name": "test-site"},
                   "passwords": {"time_cost": 1, "memory_kib": 1024, "parallelism": 1}}
+# The same for `appliance` run in-process, through the environment as the CLI reads its settings
+# (APPLIANCE_<SECTION>__<KEY>); APPLIANCE_DATA_DIR unset: --data-dir decides.
+CLI_ENV = {"APPLIANCE_DATA_DIR": None,
+           **{f"APPLIANCE_PASSWORDS__{key.upper()}": str(value) for key, value in TEST_OVERRIDES["passwords"].items()}}
 START = datetime(2026, 4, 6, 0, 0, tzinfo=timezone.utc)   # 09:00 in Tokyo, first day of term
 
 
@@ -70,12 +79,16 @@ def staff(app):
         other_admin=add_staff_user(app, login="admin-b", password=PASSWORD, role="school_admin", school=other))
 
 
+def csrf_token(page: str) -> str:
+    """The CSRF token a page's form carries."""
+    return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+
+
 class WebClient(FlaskClient):
     """A test client that signs in and posts forms with a real CSRF token, as a browser does."""
 
     def csrf(self) -> str:
-        page = self.get("/status").get_data(as_text=True)    # every page carries a token (language switch)
-        return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+        return csrf_token(self.get("/status").get_data(as_text=True))    # every page carries one (language switch)
 
     def post_form(self, url: str, data: dict | None = None, **kwargs):
         return self.post(url, data={"csrf_token": self.csrf(), **(data or {})}, **kwargs)
@@ -116,3 +129,66 @@ def roster(app, staff):
     plan = SampleGenerator("tests").make_school(grades=6, classes=2, guardians=60)
     store_sample_roster(app, staff.school, plan)
     return plan
+
+
+def seat(grade: int, class_name: str, number: int, school: str = "sch-a") -> Student:
+    """The enrolled student at this seat (grade, class, number) of a school."""
+    return Student.get((Student.school == School.get(School.code == school)) & (Student.grade == grade)
+                       & (Student.class_name == class_name) & (Student.number == number)
+                       & (Student.status == "enrolled"))
+
+
+@pytest.fixture
+def pending(app, roster, clock):
+    """A new guardian who registered for 1-1-1 (with an address) and awaits approval: their GuardianLink."""
+    child = seat(1, "1", 1)
+    clock.advance(minutes=5)
+    guardian = add_guardian(app, "申請 花子", student_ids=[child.id], emails=["new.rk9999999@example.jp"],
+                            relationship="母")
+    return GuardianLink.get(GuardianLink.guardian == guardian)
+
+
+@pytest.fixture
+def cli(tmp_path):
+    """Run `appliance --data-dir DIR ...` against a fresh data dir with schools S1 and S2;
+    cli.password_file holds a password for `user add`."""
+    runner = CliRunner()
+    data_dir = str(tmp_path / "data")
+    password = tmp_path / "password"
+    password.write_text("a long enough password\n", encoding="utf-8")
+
+    def run(*args):
+        return runner.invoke(main, ["--data-dir", data_dir, *args], env=CLI_ENV)
+
+    for args in (["init"], ["school", "add", "S1", "第一小学校"], ["school", "add", "S2", "第二小学校"]):
+        assert run(*args).exit_code == 0
+    run.password_file = str(password)
+    yield run
+    db.close_database()
+
+
+def ok(result):
+    """The JSON a `cli` command printed, after checking it succeeded."""
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+ROSTER = ("学年,組,出席番号,氏名,ふりがな,学籍番号,部活動,通学路,保護者氏名,メール1\r\n"
+          "3,1,1,山田 太郎,やまだ たろう,1001,サッカー部,北,山田 春子,haruko@example.jp\r\n"
+          "5,2,1,山田 花子,やまだ はなこ,1003,,北,山田 春子,haruko@example.jp\r\n"
+          "6,1,1,鈴木 一郎,すずき いちろう,1002,,南,,\r\n")
+
+
+@pytest.fixture
+def roster_file(tmp_path):
+    """A CP932 roster CSV for `appliance roster import`: three students, one guardian for two of them."""
+    path = tmp_path / "roster.csv"
+    path.write_bytes(ROSTER.encode("cp932"))
+    return str(path)
+
+
+@pytest.fixture
+def families(app):
+    """A school with two families and a message with a survey (tests/unit/guardian_fixtures.py)."""
+    from tests.unit.guardian_fixtures import make_families    # here: guardian_fixtures imports this module
+    return make_families(app)

@@ -1,4 +1,5 @@
 """Integration tier: real processes and servers on loopback, free ports, readiness polling."""
+import json
 import os
 import shutil
 import signal
@@ -11,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.browser import (  # noqa: F401  (fixtures: browser, demo_site, screen, page, screenshot)
-    browser_fixture, demo_site_fixture, page_fixture, screen_fixture, screenshot_fixture)
+from appliance.demo import DemoLogin
+from tests.integration.browser import (  # noqa: F401  (fixtures: browser, demo_site, screen, page, screenshot, seen, sink)
+    browser_fixture, demo_site_fixture, page_fixture, screen_fixture, screenshot_fixture, seen_fixture, sink_fixture)
 from tests.integration.dns_server import dns_server_fixture  # noqa: F401  (the `dns_server` fixture)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -74,6 +76,13 @@ class Site:
         if check and result.returncode != 0:
             raise AssertionError(f"appliance {' '.join(args)} failed:\n{result.stderr.decode()}")
         return result
+
+    def set_up_demo(self) -> list[DemoLogin]:
+        """`make demo-setup`'s steps: init, dkim init, push init, demo; return the staff logins the demo made."""
+        self.run("init")
+        self.run("dkim", "init")            # the MTA signs every mail: tests that deliver need the key
+        self.run("push", "init")            # `serve` starts the push worker, which needs its keys
+        return [DemoLogin(**login) for login in json.loads(self.run("demo").stdout)["logins"]]
 
     def serve(self) -> None:
         """Start `appliance serve` and wait until /healthz says all is well."""

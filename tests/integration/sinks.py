@@ -80,7 +80,8 @@ def _bindable(host: str, port: int) -> bool:
     return True
 
 
-def _wait_for_port(host: str, port: int, process: subprocess.Popen | None = None, timeout: float = 10) -> None:
+def wait_for_port(host: str, port: int, process: subprocess.Popen | None = None, timeout: float = 10) -> None:
+    """Wait until something accepts connections on host:port; fail if the process serving it exits first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
@@ -113,7 +114,7 @@ class SmtpSink:
                 ["smtp-sink", *as_user, "-d", f"{self.dump_dir}/%H%M%S.", *self.options,
                  f"{self.host}:{self.port}", "100"],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-        _wait_for_port(self.host, self.port, self.process)
+        wait_for_port(self.host, self.port, self.process)
         return self
 
     def stop(self) -> None:

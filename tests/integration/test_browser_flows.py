@@ -8,86 +8,15 @@ from __future__ import annotations
 
 import re
 import secrets
-import socket
-import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
-from playwright.sync_api import Page, Response, expect
+from playwright.sync_api import Page, expect
 
-from appliance import coconet, db, guardians, messages, roster
+from appliance import coconet, guardians, messages, roster
 from appliance.models import GuardianLink, School, Student
-from appliance.runtime import open_appliance
-from appliance.sample_data import ADDRESS_MARKER
-from tests.integration.browser import open_page, sign_in
-from tests.integration.conftest import APPLIANCE, wait_until
+from tests.integration.browser import TINY_PDF, core, flush_mail, open_page, sign_in
 
 POLL_MS = 20_000        # followup.js asks every 5 s: a few rounds, on a busy machine
-# The smallest valid PDF a viewer opens: one empty page, its cross-reference table and trailer.
-TINY_PDF = (b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
-            b"2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
-            b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]>>endobj\n"
-            b"xref\n0 4\n0000000000 65535 f \n0000000009 00000 n \n0000000052 00000 n \n0000000101 00000 n \n"
-            b"trailer<</Size 4/Root 1 0 R>>\nstartxref\n170\n%%EOF\n")
-
-
-@contextmanager
-def core(demo_site):
-    """The demo site's appliance opened in this process (its database closed afterwards)."""
-    app = open_appliance(demo_site.data_dir, environ=demo_site.env)
-    try:
-        yield app
-    finally:
-        db.close_database()
-
-
-class Seen:
-    """Every page and JSON answer the watched pages receive, read as it arrives (a page navigated
-    away from has no body any more), to scan for addresses."""
-
-    def __init__(self):
-        self.bodies: dict[str, str] = {}
-
-    def watch(self, page: Page) -> Page:
-        """Record what this page receives from now on."""
-        page.on("response", self._record)
-        return page
-
-    def _record(self, response: Response) -> None:
-        if response.request.resource_type in ("document", "fetch", "xhr") and response.status == 200:
-            self.bodies[response.url] = response.text()
-
-    def assert_no_address(self) -> None:
-        """No page or JSON answer recorded so far holds a seeded address."""
-        assert self.bodies, "no page was recorded"
-        leaks = {url: ADDRESS_MARKER.findall(body) for url, body in self.bodies.items() if ADDRESS_MARKER.search(body)}
-        assert leaks == {}
-
-
-@pytest.fixture(name="seen")
-def seen_fixture(page) -> Seen:
-    """The recorder, already watching the test's page."""
-    seen = Seen()
-    seen.watch(page)
-    return seen
-
-
-@pytest.fixture(name="sink", scope="module")
-def sink_fixture(demo_site) -> Iterator[None]:
-    """The demo's capture sink (`appliance mta sink`), where `appliance demo` routes every mail."""
-    sink = subprocess.Popen([*APPLIANCE, "mta", "sink"], env=demo_site.env, cwd=demo_site.data_dir.parent,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    host, port = demo_site.env["APPLIANCE_SINK__BIND"].rsplit(":", 1)
-    wait_until(lambda: _listening(host, int(port)), what="capture sink")
-    yield
-    sink.terminate()
-    sink.wait(timeout=20)
-
-
-def _listening(host: str, port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex((host, port)) == 0
 
 
 def _tick(page: Page, label: str) -> None:
@@ -140,9 +69,7 @@ def test_school_admin_sends_a_survey_with_a_pdf_and_watches_it_delivered(page, d
     expect(_figure(page, "channels.email.queued")).to_have_text(addresses)
     expect(_figure(page, "channels.email.delivered")).to_have_text("0")
     page.evaluate("window.notReloaded = true")
-    flushed = subprocess.run([*APPLIANCE, "mta", "flush", "--wait"], env=demo_site.env, capture_output=True,
-                             text=True, cwd=demo_site.data_dir.parent, timeout=120)
-    assert flushed.returncode == 0, flushed.stderr
+    flush_mail(demo_site)
     expect(_figure(page, "channels.email.delivered")).to_have_text(addresses, timeout=POLL_MS)   # by itself
     expect(_figure(page, "channels.email.queued")).to_have_text("0")
     assert page.evaluate("window.notReloaded") is True

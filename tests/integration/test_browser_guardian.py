@@ -12,22 +12,19 @@ from __future__ import annotations
 
 import re
 import struct
-import subprocess
 import zlib
 from email.message import EmailMessage
 
 import pytest
 from playwright.sync_api import expect
 
-from appliance import coconet, followup, push, receipts, replies, roster, tokens
+from appliance import coconet, followup, receipts, replies, roster, tokens
 from appliance.messages import Question, release_message, save_draft
 from appliance.models import Message, School, StaffUser
 from appliance.portal import SIGN_IN_SUBJECT
 from appliance.sample_data import ADDRESS_MARKER
 from mta.sink import read_captured
-from tests.integration.browser import PLACE, SCREENSHOTS, TIMEOUT_MS
-from tests.integration.conftest import APPLIANCE
-from tests.integration.test_browser_flows import TINY_PDF, Seen, core, sink_fixture  # noqa: F401  (fixture: sink)
+from tests.integration.browser import PLACE, SCREENSHOTS, TIMEOUT_MS, TINY_PDF, Seen, core, flush_mail
 
 CLASS = (3, "2")         # flows tests use 1-1 and 1-2: this test's mail and event stay out of their way
 OWN_ADDRESSES = "/p/addresses"
@@ -40,13 +37,6 @@ def tiny_png() -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
             + chunk(b"IDAT", zlib.compress(b"\x00\xff\xff\xff")) + chunk(b"IEND", b""))
-
-
-def flush_mail(demo_site) -> None:
-    """Deliver everything due to the capture sink (`appliance mta flush --wait`)."""
-    flushed = subprocess.run([*APPLIANCE, "mta", "flush", "--wait"], env=demo_site.env, capture_output=True,
-                             text=True, cwd=demo_site.data_dir.parent, timeout=120)
-    assert flushed.returncode == 0, flushed.stderr
 
 
 def captured(app, subject: str) -> list[EmailMessage]:
@@ -63,20 +53,14 @@ def link_in(mail: EmailMessage, path: str) -> str:
     return found[0]
 
 
-class PagesSeen(Seen):
-    """Seen, leaving downloads out: a file's body never reaches the page (and is no page)."""
-
-    def _record(self, response) -> None:
-        if not response.headers.get("content-disposition", "").startswith("attachment"):
-            super()._record(response)
-
-
-@pytest.fixture(name="seen")
-def seen_fixture(page) -> PagesSeen:
-    """The recorder, already watching the test's page."""
-    seen = PagesSeen()
-    seen.watch(page)
-    return seen
+def school_sees_one_answer(demo_site, message_id: str, counts: list[tuple[str, int]], texts: list[str]) -> None:
+    """The school's follow-up figures for the survey: one guardian answered, these choices and texts."""
+    with core(demo_site):
+        stored = Message.get_by_id(message_id)
+        assert followup.message_stats(stored)["answered"] == 1
+        choice, text = followup.survey_results(stored)
+        assert [(o["option"], o["count"]) for o in choice["options"]] == counts
+        assert text["texts"] == texts
 
 
 def guardian_scan(seen: Seen) -> None:
@@ -102,8 +86,6 @@ def test_guardian_reads_answers_replies_and_signs_in_to_the_portal(page, demo_si
                        Question("text", "連絡事項があればお書きください")],
             attachments=[("持ち物.pdf", "application/pdf", TINY_PDF)])
         message = release_message(app, draft, admin)
-        if push.public_key(app) is None:        # `make demo` runs `push init`; the test site may not have
-            push.init_keys(app)
     flush_mail(demo_site)
 
     with core(demo_site) as app:
@@ -133,24 +115,14 @@ def test_guardian_reads_answers_replies_and_signs_in_to_the_portal(page, demo_si
     page.get_by_role("group", name=re.compile("連絡事項")).locator("textarea").fill("弁当はいりません")
     page.get_by_role("button", name="回答を送信する").click()
     expect(page.get_by_role("status")).to_have_text("回答を送信しました。期限までは何度でも変更できます。")
-    with core(demo_site):
-        stored = Message.get_by_id(message.id)
-        assert followup.message_stats(stored)["answered"] == 1
-        choice, text = followup.survey_results(stored)
-        assert [(o["option"], o["count"]) for o in choice["options"]] == [("参加する", 1), ("参加しない", 0)]
-        assert text["texts"] == ["弁当はいりません"]
+    school_sees_one_answer(demo_site, message.id, [("参加する", 1), ("参加しない", 0)], ["弁当はいりません"])
     expect(page.get_by_label("参加する", exact=True)).to_be_checked()      # the page shows what is stored
     page.get_by_label("参加しない", exact=True).check()
     page.get_by_role("group", name=re.compile("連絡事項")).locator("textarea").fill("都合がつかなくなりました")
     page.get_by_role("button", name="回答を変更する").click()
     expect(page.get_by_role("status")).to_have_text("回答を送信しました。期限までは何度でも変更できます。")
     expect(page.get_by_label("参加しない", exact=True)).to_be_checked()
-    with core(demo_site):
-        stored = Message.get_by_id(message.id)
-        assert followup.message_stats(stored)["answered"] == 1
-        choice, text = followup.survey_results(stored)
-        assert [(o["option"], o["count"]) for o in choice["options"]] == [("参加する", 0), ("参加しない", 1)]
-        assert text["texts"] == ["都合がつかなくなりました"]
+    school_sees_one_answer(demo_site, message.id, [("参加する", 0), ("参加しない", 1)], ["都合がつかなくなりました"])
     screenshot("answered")
 
     # A reply with a photo taken on the phone: the school gets it, the guardian can open it again.
@@ -222,7 +194,7 @@ def test_coconet_guardian_page_at_320_px_without_javascript(browser, demo_site):
                                       viewport={"width": 320, "height": 640}, is_mobile=True, has_touch=True,
                                       **PLACE)
         context.set_default_timeout(TIMEOUT_MS)
-        seen = PagesSeen()
+        seen = Seen()
         page = seen.watch(context.new_page())
         try:
             response = page.goto(link)

@@ -14,15 +14,8 @@ from appliance.models import Delivery, Enquiry, Guardian, Recipient, Reply
 from mta.inbound import controller_for
 from mta.resolver import DnsLookup
 from tests.integration.conftest import free_port
-from tests.unit.guardian_fixtures import PDF, make_families
-from tests.unit.test_inbound import _bounce_to, _dkim_signed
-
-DOMAIN = "renraku.example"
-
-
-@pytest.fixture
-def families(app):
-    return make_families(app)
+from tests.unit.guardian_fixtures import PDF
+from tests.unit.mail_fixtures import DOMAIN, bounce_to, dkim_signed
 
 
 @pytest.fixture
@@ -69,7 +62,7 @@ def test_bounces_to_verp_addresses_suspend_the_address_after_three_messages(app,
         delivery = (Delivery.select().join(Recipient)
                     .where((Recipient.guardian == families.hanako.id) & (Delivery.message == message.id)).get())
         with _smtp(server) as client:
-            client.sendmail("", [f"b-{delivery.id}@{DOMAIN}"], _bounce_to(delivery.id, "docomo.eml"))
+            client.sendmail("", [f"b-{delivery.id}@{DOMAIN}"], bounce_to(delivery.id, "docomo.eml"))
         clock.advance(seconds=1)
     assert contacts.summarise_contacts([families.hanako.id])[families.hanako.id].suspended == {"email": 1}
 
@@ -88,7 +81,7 @@ def test_a_reply_with_a_pdf_is_stored_and_shown_to_the_school(app, families, ser
 
 def test_spf_and_dkim_of_replies_are_asked_of_dns_and_shown_to_the_school(app, families, server, dns_server, signed_in):
     """Every reply is taken whatever its results; the school sees them beside it (domains only)."""
-    signed, key_record = _dkim_signed(_reply("x", sender="taro@example.jp"), b"example.jp")
+    signed, key_record = dkim_signed(_reply("x", sender="taro@example.jp"), b"example.jp")
     long_policy = "v=spf1 " + " ".join(f"ip4:10.{n}.0.0/16" for n in range(20)) + " ip4:127.0.0.0/8 -all"
     dns_server.zone.add_txt("example.jp", long_policy, "another=record")       # two strings in DNS: joined
     dns_server.zone.add_txt("s1._domainkey.example.jp", key_record.decode())

@@ -53,10 +53,7 @@ class Journey:
 def journey_fixture(tmp_path_factory) -> Iterator[Journey]:
     """The demo site with every service running (`appliance serve`), for the whole module."""
     site = Site(tmp_path_factory.mktemp("journey") / "data")
-    site.run("init")
-    site.run("dkim", "init")
-    site.run("push", "init")        # `serve` starts the push worker, which needs its keys
-    logins = [DemoLogin(**login) for login in json.loads(site.run("demo").stdout)["logins"]]
+    logins = site.set_up_demo()
     try:
         site.serve()
         yield Journey(site, next(login for login in logins if login.role == "school_admin"))

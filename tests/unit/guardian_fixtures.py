@@ -1,11 +1,16 @@
-"""A school with two families and a message with a survey, shared by the guardian-side tests."""
+"""A school with two families and a message with a survey, and the guardian pages' helpers (form tokens,
+mailed links, a portal session), shared by the guardian-side tests."""
+import re
 from dataclasses import dataclass
+from email import message_from_bytes, policy
 
 from appliance import db, tokens
 from appliance.guardians import add_guardian
 from appliance.messages import Question, create_message
 from appliance.models import Guardian, Message, Student
 from appliance.schools import add_school
+from tests.conftest import csrf_token
+from tests.unit.mta_fakes import FakeConnector, deliver
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 PDF = b"%PDF-1.4\n" + b"0" * 64
@@ -41,3 +46,40 @@ def make_families(app, **message_options) -> Families:
     options = {"questions": QUESTIONS, "reply_needed": True, **message_options}
     message = create_message(app, school, audience="all", subject="遠足のお知らせ", body="持ち物: 弁当、水筒", **options)
     return Families(school, taro, hanako, message)
+
+
+def form_token(page: str) -> str:
+    """The form token a guardian page's form carries (the link's or the portal session's)."""
+    return re.search(r'name="form_token" value="([^"]+)"', page).group(1)
+
+
+def mailed_link(app, scope: str, check_system_mail: bool = False) -> str:
+    """Deliver due mail through the MTA with a fake connector; return the path of the newest link of the scope.
+    check_system_mail: assert that every mail carrying one has no List-Unsubscribe and no read report."""
+    sink = FakeConnector()
+    deliver(app, sink)
+    mails = [message_from_bytes(data, policy=policy.default) for _, _, data in sink.sent]
+    path = f"/{tokens.PATHS[scope]}/"
+    links = []
+    for mail in mails:
+        text = mail.get_body(("plain",)).get_content()
+        found = [line for line in text.splitlines() if path in line]
+        if found and check_system_mail:
+            assert "List-Unsubscribe" not in mail and "読みました" not in text
+        links += found
+    return links[-1][links[-1].index(path):]
+
+
+def signed_in_guardian(app, web, address="taro@example.jp"):
+    """A client signed in to the portal by the mailed link, as the address's guardian."""
+    guardian = web.test_client()
+    page = guardian.get("/p/signin").get_data(as_text=True)
+    sent = guardian.post("/p/signin", data={"csrf_token": csrf_token(page), "address": address})
+    assert sent.status_code == 200 and "ログイン用のリンクを送りました" in sent.get_data(as_text=True)
+    link = mailed_link(app, "signin", check_system_mail=True)
+    button = guardian.get(link).get_data(as_text=True)
+    signed = guardian.post(link, data={"form_token": form_token(button)})
+    assert signed.status_code == 303 and "renraku_guardian=" in signed.headers["Set-Cookie"]
+    assert "Path=/p" in signed.headers["Set-Cookie"] and "HttpOnly" in signed.headers["Set-Cookie"]
+    assert guardian.post(link, data={"form_token": form_token(button)}).status_code == 404   # once
+    return guardian

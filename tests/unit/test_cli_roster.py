@@ -1,43 +1,7 @@
 """`appliance roster ...` end to end through click: exit codes, JSON on stdout, errors on stderr."""
 import json
 
-import pytest
-from click.testing import CliRunner
-
-from appliance import db
-from appliance.cli import main
-
-ROSTER = ("学年,組,出席番号,氏名,ふりがな,学籍番号,部活動,通学路,保護者氏名,メール1\r\n"
-          "3,1,1,山田 太郎,やまだ たろう,1001,サッカー部,北,山田 春子,haruko@example.jp\r\n"
-          "5,2,1,山田 花子,やまだ はなこ,1003,,北,山田 春子,haruko@example.jp\r\n"
-          "6,1,1,鈴木 一郎,すずき いちろう,1002,,南,,\r\n")
-
-
-@pytest.fixture
-def cli(tmp_path):
-    """Run `appliance --data-dir DIR ...` against a fresh data dir with school S1 and S2."""
-    runner = CliRunner()
-    data_dir = str(tmp_path / "data")
-
-    def run(*args):
-        return runner.invoke(main, ["--data-dir", data_dir, *args], env={"APPLIANCE_DATA_DIR": None})
-
-    for args in (["init"], ["school", "add", "S1", "第一小学校"], ["school", "add", "S2", "第二小学校"]):
-        assert run(*args).exit_code == 0
-    yield run
-    db.close_database()
-
-
-@pytest.fixture
-def roster_file(tmp_path):
-    path = tmp_path / "roster.csv"
-    path.write_bytes(ROSTER.encode("cp932"))
-    return str(path)
-
-
-def ok(result):
-    assert result.exit_code == 0, result.stderr
-    return json.loads(result.stdout)
+from tests.conftest import ok
 
 
 def test_import_prints_a_json_summary_and_is_idempotent(cli, roster_file):

@@ -1,34 +1,6 @@
 """`appliance user ...`: accounts from the command line (operator: no --school)."""
-import json
-
-import pytest
-from click.testing import CliRunner
-
-from appliance import db
-from appliance.cli import main
 from appliance.models import StaffAssignment, StaffUser
-
-
-@pytest.fixture
-def cli(tmp_path):
-    runner = CliRunner()
-    data_dir = str(tmp_path / "data")
-    password = tmp_path / "password"
-    password.write_text("a long enough password\n", encoding="utf-8")
-
-    def run(*args):
-        return runner.invoke(main, ["--data-dir", data_dir, *args], env={"APPLIANCE_DATA_DIR": None})
-
-    assert run("init").exit_code == 0
-    assert run("school", "add", "S1", "第一小学校").exit_code == 0
-    run.password_file = str(password)
-    yield run
-    db.close_database()
-
-
-def ok(result):
-    assert result.exit_code == 0, result.stderr
-    return json.loads(result.stdout)
+from tests.conftest import ok
 
 
 def test_user_add_for_each_role(cli):

@@ -8,6 +8,7 @@ import pytest
 from appliance import coconet
 from appliance.models import CoconetCheck, GuardianLink, Student
 from appliance.sample_data import ADDRESS_MARKER
+from tests.conftest import seat
 
 BASE = "/admin/s/sch-a/coconet"
 
@@ -16,10 +17,6 @@ BASE = "/admin/s/sch-a/coconet"
 def event(app, staff, roster):
     return coconet.open_event(app, staff.school, kind="earthquake", title="地震発生", body="校庭に避難しています",
                               actor="admin-a")
-
-
-def first_of(grade, class_name, number=1):
-    return Student.get((Student.grade == grade) & (Student.class_name == class_name) & (Student.number == number))
 
 
 def families(student):
@@ -60,7 +57,7 @@ def test_teachers_set_states_but_only_admins_open_close_and_post(signed_in, even
 
 def test_another_school_and_signed_out_visitors_reach_nothing(signed_in, client, event):
     other = signed_in("admin-b")
-    student = first_of(1, "1")
+    student = seat(1, "1", 1)
     for url in (f"{BASE}/", f"{BASE}/{event.id}/", f"{BASE}/{event.id}/student/{student.id}",
                 f"{BASE}/card/{student.id}", f"{BASE}/{event.id}/export.csv"):
         assert other.get(url).status_code == 404
@@ -82,7 +79,7 @@ def test_the_bulk_form_marks_a_whole_class_protected_in_the_gym(signed_in, event
 
 def test_one_button_sets_one_child_and_a_child_of_another_class_is_refused(signed_in, event):
     teacher = signed_in("teacher-a")
-    child = first_of(2, "1", 2)
+    child = seat(2, "1", 2)
     response = teacher.post_form(f"{BASE}/{event.id}/class/2/1", {"student_id": child.id, "state": "absent"})
     assert response.status_code == 303 and response.headers["Location"].endswith(f"#s-{child.id}")
     assert coconet.current_states(event)[child.id].state == "absent"
@@ -92,7 +89,7 @@ def test_one_button_sets_one_child_and_a_child_of_another_class_is_refused(signe
 
 def test_a_name_card_opens_the_childs_form_in_the_open_event(signed_in, event):
     teacher = signed_in("teacher-a")
-    child = first_of(4, "2")
+    child = seat(4, "2", 1)
     response = teacher.get(f"{BASE}/card/{coconet.card_code(child)}")
     assert response.headers["Location"].endswith(f"{BASE}/{event.id}/student/{child.id}")
     assert child.name in teacher.get(response.headers["Location"]).get_data(as_text=True)
@@ -102,7 +99,7 @@ def test_a_name_card_opens_the_childs_form_in_the_open_event(signed_in, event):
 
 def test_pickups_by_a_guardian_or_a_named_adult_through_the_page(signed_in, event):
     teacher = signed_in("teacher-a")
-    child, other = first_of(1, "1"), first_of(1, "1", 2)
+    child, other = seat(1, "1", 1), seat(1, "1", 2)
     guardian_id = families(child)[0]
     assert teacher.post_form(f"{BASE}/{event.id}/student/{child.id}/pickup",
                              {"guardian_id": guardian_id, "collected_at": "2026-04-06T08:50"}).status_code == 303
@@ -118,7 +115,7 @@ def test_pickups_by_a_guardian_or_a_named_adult_through_the_page(signed_in, even
 
 def test_notes_and_notices_are_escaped_everywhere(app, signed_in, event):
     admin = signed_in("admin-a")
-    child = first_of(1, "1")
+    child = seat(1, "1", 1)
     admin.post_form(f"{BASE}/{event.id}/student/{child.id}", {"state": "protected", "note": "<script>alert(1)</script>"})
     admin.post_form(f"{BASE}/{event.id}/notices", {"body": "<script>alert(2)</script>"})
     pages = [admin.get(f"{BASE}/{event.id}/student/{child.id}"), admin.get(f"{BASE}/{event.id}/"),
@@ -133,7 +130,7 @@ def test_notes_and_notices_are_escaped_everywhere(app, signed_in, event):
 
 def test_no_staff_page_or_export_shows_a_contact_point(app, signed_in, event):
     admin = signed_in("admin-a")
-    child = first_of(1, "1")
+    child = seat(1, "1", 1)
     coconet.record_pickup(app, event, child, guardian_id=families(child)[0], actor="admin-a")
     for url in (f"{BASE}/", f"{BASE}/{event.id}/", f"{BASE}/{event.id}/class/1/1", f"{BASE}/{event.id}/pickups",
                 f"{BASE}/{event.id}/student/{child.id}", f"{BASE}/{event.id}/print", f"{BASE}/{event.id}/export.csv",
@@ -146,7 +143,7 @@ def test_no_staff_page_or_export_shows_a_contact_point(app, signed_in, event):
 
 
 def test_a_guardian_sees_only_their_family_and_each_opening_is_recorded(app, client, event):
-    child_a, child_b = first_of(1, "1"), first_of(1, "2")
+    child_a, child_b = seat(1, "1", 1), seat(1, "2", 1)
     family_a = set(families(child_a))
     guardian_b = next(g for g in families(child_b) if g not in family_a)
     coconet.set_states(app, event, [child_a], "protected", place="体育館", actor="teacher-a")
@@ -159,7 +156,7 @@ def test_a_guardian_sees_only_their_family_and_each_opening_is_recorded(app, cli
 
 
 def test_the_guardian_page_is_small_private_and_revalidated(app, client, event):
-    child = first_of(1, "1")
+    child = seat(1, "1", 1)
     for _ in range(10):
         coconet.post_notice(app, event, "お" * coconet.MAX_NOTICE, actor="admin-a")
     coconet.set_states(app, event, [child], "evacuated", place="あ" * coconet.MAX_PLACE,
@@ -177,7 +174,7 @@ def test_the_guardian_page_is_small_private_and_revalidated(app, client, event):
 
 
 def test_the_guardian_page_loads_nothing_from_elsewhere_and_allows_only_its_own_style(app, client, event):
-    response = client.get(guardian_path(app, families(first_of(1, "1"))[0]))
+    response = client.get(guardian_path(app, families(seat(1, "1", 1))[0]))
     style = re.search(r"<style>(.*?)</style>", response.get_data(as_text=True), re.S).group(1)
     digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
     policy = response.headers["Content-Security-Policy"]
@@ -186,7 +183,7 @@ def test_the_guardian_page_loads_nothing_from_elsewhere_and_allows_only_its_own_
 
 
 def test_confirm_and_reply_need_the_forms_token_and_are_recorded(app, web, event):
-    child = first_of(1, "1")
+    child = seat(1, "1", 1)
     path = guardian_path(app, families(child)[0])
     phone = web.test_client()       # no cookie jar needed: a feature phone's browser
     page = phone.get(path).get_data(as_text=True)
@@ -206,7 +203,7 @@ def test_confirm_and_reply_need_the_forms_token_and_are_recorded(app, web, event
 
 
 def test_a_form_token_of_one_link_does_not_work_on_another(app, client, event):
-    child_a, child_b = first_of(1, "1"), first_of(1, "2")
+    child_a, child_b = seat(1, "1", 1), seat(1, "2", 1)
     path_a, path_b = guardian_path(app, families(child_a)[0]), guardian_path(app, families(child_b)[0])
     token_a = re.search(r'name="form_token" value="([^"]+)"', client.get(path_a).get_data(as_text=True)).group(1)
     assert client.post(path_b, data={"event_id": event.id, "confirm": "1", "form_token": token_a}).status_code == 400
@@ -220,7 +217,7 @@ def test_unknown_links_show_nothing(client, event, token):
 
 def test_a_read_link_does_not_open_coconet_and_an_expired_link_shows_nothing(app, client, clock, event):
     from appliance import tokens
-    guardian_id = families(first_of(1, "1"))[0]
+    guardian_id = families(seat(1, "1", 1))[0]
     read = tokens.issue_tokens(app, "read", [(guardian_id, event.message_id)])[(guardian_id, event.message_id)]
     assert client.get(f"/c/{read}").status_code == 404
     path = guardian_path(app, guardian_id)
@@ -230,7 +227,7 @@ def test_a_read_link_does_not_open_coconet_and_an_expired_link_shows_nothing(app
 
 def test_a_closed_event_is_read_only_and_the_guardian_page_goes_quiet(app, signed_in, client, event):
     admin = signed_in("admin-a")
-    child = first_of(1, "1")
+    child = seat(1, "1", 1)
     assert admin.post_form(f"{BASE}/{event.id}/close").status_code == 303
     assert admin.post_form(f"{BASE}/{event.id}/class/1/1", {"state": "protected"}).status_code == 400
     page = client.get(guardian_path(app, families(child)[0])).get_data(as_text=True)

@@ -13,11 +13,6 @@ from appliance.ratelimit import open_limiter
 from tests.unit.guardian_fixtures import PDF, PNG, make_families
 
 
-@pytest.fixture
-def families(app):
-    return make_families(app)
-
-
 def form(**fields):
     return {name: value if isinstance(value, list) else [value] for name, value in fields.items()}
 

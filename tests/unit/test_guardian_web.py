@@ -1,23 +1,12 @@
 """Guardian pages: the read link, answers and replies, files, scoping, CSRF, rate limit, size, the portal."""
 import json
 import re
-from email import message_from_bytes, policy
 
-import pytest
 
-from appliance import contacts, tokens
+from appliance import contacts
 from appliance.models import Attachment, ContactPoint, Message, Receipt, Reply, SurveyAnswer
-from tests.unit.guardian_fixtures import PNG, make_families
-from tests.unit.mta_fakes import FakeConnector, deliver
-
-
-@pytest.fixture
-def families(app):
-    return make_families(app)
-
-
-def form_token(page: str) -> str:
-    return re.search(r'name="form_token" value="([^"]+)"', page).group(1)
+from tests.conftest import csrf_token
+from tests.unit.guardian_fixtures import PNG, form_token, mailed_link, make_families, signed_in_guardian
 
 
 def test_one_tap_records_the_read_and_shows_a_light_strict_page(app, client, families):
@@ -142,36 +131,6 @@ def test_the_page_is_in_the_guardians_language(app, client, families):
 
 # --- the portal ------------------------------------------------------------------------------------
 
-def mailed_link(app, scope: str) -> str:
-    """Deliver due mail through the MTA with a fake connector; return the path of the newest link of the scope."""
-    sink = FakeConnector()
-    deliver(app, sink)
-    mails = [message_from_bytes(data, policy=policy.default) for _, _, data in sink.sent]
-    links = []
-    for mail in mails:
-        text = mail.get_body(("plain",)).get_content()
-        found = [line for line in text.splitlines() if f"/{tokens.PATHS[scope]}/" in line]
-        if found:
-            assert "List-Unsubscribe" not in mail and "読みました" not in text
-            links += found
-    return links[-1][links[-1].index("/p/"):]
-
-
-def signed_in_guardian(app, web, address="taro@example.jp"):
-    guardian = web.test_client()
-    page = guardian.get("/p/signin").get_data(as_text=True)
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    sent = guardian.post("/p/signin", data={"csrf_token": csrf, "address": address})
-    assert sent.status_code == 200 and "ログイン用のリンクを送りました" in sent.get_data(as_text=True)
-    link = mailed_link(app, "signin")
-    button = guardian.get(link).get_data(as_text=True)
-    signed = guardian.post(link, data={"form_token": form_token(button)})
-    assert signed.status_code == 303 and "renraku_guardian=" in signed.headers["Set-Cookie"]
-    assert "Path=/p" in signed.headers["Set-Cookie"] and "HttpOnly" in signed.headers["Set-Cookie"]
-    assert guardian.post(link, data={"form_token": form_token(button)}).status_code == 404   # once
-    return guardian
-
-
 def test_sign_in_by_mailed_link_then_children_and_messages(app, web, families):
     guardian = signed_in_guardian(app, web)
     page = guardian.get("/p/").get_data(as_text=True)
@@ -184,8 +143,7 @@ def test_sign_in_by_mailed_link_then_children_and_messages(app, web, families):
 
 def test_the_sign_in_page_says_the_same_for_an_unknown_address(app, client, families):
     page = client.get("/p/signin").get_data(as_text=True)
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    answer = client.post("/p/signin", data={"csrf_token": csrf, "address": "nobody@example.jp"})
+    answer = client.post("/p/signin", data={"csrf_token": csrf_token(page), "address": "nobody@example.jp"})
     assert answer.status_code == 200 and "ログイン用のリンクを送りました" in answer.get_data(as_text=True)
     assert client.post("/p/signin", data={"address": "taro@example.jp"}).status_code == 400     # no CSRF token
     assert Message.select().where(Message.kind == "system").count() == 0
@@ -205,7 +163,7 @@ def test_addresses_added_confirmed_by_mail_bouncing_shown_and_removed(app, web, 
     token = form_token(page)
     assert guardian.post("/p/addresses", data={"form_token": token, "address": "new@example.jp"}).status_code == 303
     assert "確認待ち" in guardian.get("/p/addresses").get_data(as_text=True)
-    link = mailed_link(app, "confirm")
+    link = mailed_link(app, "confirm", check_system_mail=True)
     confirm = guardian.get(link)
     assert guardian.post(link, data={"form_token": form_token(confirm.get_data(as_text=True))}).status_code == 200
     new = ContactPoint.get(ContactPoint.label == "", ContactPoint.status == "active",

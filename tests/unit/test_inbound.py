@@ -3,48 +3,18 @@ import base64
 import email
 import json
 from email.message import EmailMessage
-from pathlib import Path
 
-import dkim
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from appliance import contacts, enquiries, mail_auth, tokens
 from appliance.errors import InvalidInput
-from appliance.inbound import Router
-from appliance.mail_auth import DnsFailure
 from appliance.mail import render_deliveries, reply_address, reply_token
 from appliance.mime import MailRefused
 from appliance.messages import create_message
 from appliance.models import AuditEntry, Delivery, DeliveryResult, Enquiry, Recipient, Reply, ReplyFile
 from appliance.ratelimit import open_limiter
 from tests.unit.guardian_fixtures import PDF, PNG, make_families
-
-SAMPLES = Path(__file__).parent / "samples" / "bounces"
-DOMAIN = "renraku.example"
-
-
-class FakeDns:
-    """The router's DNS look-up (appliance.mail_auth's contract) from a dict; names in `failing` time out."""
-
-    def __init__(self, records: dict | None = None, failing: tuple[str, ...] = ()):
-        self.records, self.failing, self.asked = records or {}, failing, []
-
-    def __call__(self, name: str, rdtype: str) -> list:
-        self.asked.append((name, rdtype))
-        if name in self.failing:
-            raise DnsFailure(f"{rdtype} {name}: Timeout")
-        return list(self.records.get((name, rdtype), []))
-
-
-def _router(app, dns=None, **kwargs) -> Router:
-    return Router(app, dns=dns or FakeDns(), **kwargs)
-
-
-@pytest.fixture
-def families(app):
-    return make_families(app)
+from tests.unit.mail_fixtures import DOMAIN, FakeDns, bounce_to, dkim_signed, make_router
 
 
 def _reply_to(app, families, guardian) -> str:
@@ -65,11 +35,6 @@ def _mail(to: str, body: str = "参加します。", *, sender: str = "taro@exam
     return mail.as_bytes(policy=mail.policy.clone(linesep="\r\n"))
 
 
-def _bounce_to(delivery_id: str, sample: str) -> bytes:
-    raw = (SAMPLES / sample).read_bytes()
-    return raw.replace(b"b-0190f3a2-7c4e-7d10-9a6b-3c2f1e0d9b8a", f"b-{delivery_id}".encode())
-
-
 def test_reply_needed_mail_carries_a_per_guardian_reply_address(app, families):
     mails = render_deliveries(app, Delivery.select())
     reply_tos = {email.message_from_bytes(m.data)["Reply-To"] for m in mails}
@@ -85,7 +50,7 @@ def test_mail_that_needs_no_reply_has_no_reply_address(app):
 
 
 def test_reply_is_stored_for_the_token_holder_with_its_pdf(app, families):
-    router = _router(app)
+    router = make_router(app)
     outcome = router.route_mail("taro@example.jp", _reply_to(app, families, families.taro),
                                 _mail("x", files=[("申込書.pdf", PDF, "application", "pdf")]), "192.0.2.1")
     reply = Reply.get_by_id(outcome.detail)
@@ -97,13 +62,13 @@ def test_reply_is_stored_for_the_token_holder_with_its_pdf(app, families):
 
 def test_forged_from_changes_nothing_the_token_decides(app, families):
     """Hanako's address in From, Taro's reply address: the reply is Taro's, as the token says."""
-    _router(app).route_mail("hanako@example.jp", _reply_to(app, families, families.taro),
-                           _mail("x", sender="hanako@example.jp"), "192.0.2.1")
+    make_router(app).route_mail("hanako@example.jp", _reply_to(app, families, families.taro),
+                                _mail("x", sender="hanako@example.jp"), "192.0.2.1")
     assert [r.guardian_id for r in Reply.select()] == [families.taro.id]
 
 
 def test_reply_with_an_unknown_or_expired_token_is_refused_whoever_it_claims_to_be(app, families, clock):
-    router = _router(app)
+    router = make_router(app)
     guessed = reply_address(base64.urlsafe_b64encode(b"\x01" * 16).rstrip(b"=").decode(), DOMAIN)
     with pytest.raises(MailRefused) as refused:
         router.route_mail("taro@example.jp", guessed, _mail("x"), "192.0.2.1")
@@ -116,7 +81,7 @@ def test_reply_with_an_unknown_or_expired_token_is_refused_whoever_it_claims_to_
 
 
 def test_reply_quoted_original_is_cut_and_auto_replies_are_dropped(app, families):
-    router = _router(app)
+    router = make_router(app)
     address = _reply_to(app, families, families.taro)
     body = "欠席します。\n\n-----Original Message-----\n> 持ち物: 弁当、水筒\n"
     router.route_mail("taro@example.jp", address, _mail("x", body), "192.0.2.1")
@@ -134,25 +99,15 @@ def test_reply_quoted_original_is_cut_and_auto_replies_are_dropped(app, families
 ])
 def test_replies_with_files_we_do_not_take_are_refused_and_nothing_is_stored(app, families, files, reason):
     with pytest.raises(MailRefused) as refused:
-        _router(app).route_mail("taro@example.jp", _reply_to(app, families, families.taro),
-                               _mail("x", files=files), "192.0.2.1")
+        make_router(app).route_mail("taro@example.jp", _reply_to(app, families, families.taro),
+                                    _mail("x", files=files), "192.0.2.1")
     assert refused.value.reason == reason
     assert Reply.select().count() == 0 and ReplyFile.select().count() == 0
 
 
-def _dkim_signed(raw: bytes, domain: bytes) -> tuple[bytes, bytes]:
-    """The mail signed for the domain with selector s1 by a fresh key, and that key's TXT record."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                            serialization.NoEncryption())
-    public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return (dkim.sign(raw, b"s1", domain, pem, include_headers=[b"from", b"subject"]) + raw,
-            b"v=DKIM1; k=rsa; p=" + base64.b64encode(public))
-
-
 def test_dkim_is_verified_and_recorded_by_domain_only(app, families):
-    signed, record = _dkim_signed(_mail("x", sender="taro@example.jp"), b"example.jp")
-    router = _router(app, dns=FakeDns({("s1._domainkey.example.jp", "TXT"): [record]}))
+    signed, record = dkim_signed(_mail("x", sender="taro@example.jp"), b"example.jp")
+    router = make_router(app, dns=FakeDns({("s1._domainkey.example.jp", "TXT"): [record]}))
     address = _reply_to(app, families, families.taro)
     router.route_mail("taro@example.jp", address, signed, "192.0.2.1")
     router.route_mail("taro@example.jp", address, signed.replace("参加します".encode(), b"x"), "192.0.2.1")
@@ -189,14 +144,14 @@ def test_spf_checks_the_client_against_the_mail_from_or_helo_domain(client, mail
 
 def test_spf_and_dkim_results_go_with_the_reply_and_dns_failures_never_refuse_it(app, families):
     address = _reply_to(app, families, families.taro)
-    _router(app, dns=FakeDns(SPF_ZONE)).route_mail("taro@example.jp", address, _mail("x"), "192.0.2.1", "pc.example.jp")
-    signed, _record = _dkim_signed(_mail("x"), b"slow.example")
+    make_router(app, dns=FakeDns(SPF_ZONE)).route_mail("taro@example.jp", address, _mail("x"), "192.0.2.1", "pc.example.jp")
+    signed, _record = dkim_signed(_mail("x"), b"slow.example")
     failing = FakeDns(failing=("slow.example", "s1._domainkey.slow.example"))
-    _router(app, dns=failing).route_mail("taro@slow.example", address, signed, "192.0.2.1", "pc.example.jp")
+    make_router(app, dns=failing).route_mail("taro@slow.example", address, signed, "192.0.2.1", "pc.example.jp")
 
     def broken(name, rdtype):
         raise RuntimeError("resolver bug")
-    _router(app, dns=broken).route_mail("taro@example.jp", address, _mail("x"), "192.0.2.1", "pc.example.jp")
+    make_router(app, dns=broken).route_mail("taro@example.jp", address, _mail("x"), "192.0.2.1", "pc.example.jp")
     results = [r.auth_results for r in Reply.select().order_by(Reply.id)]
     assert results == [f"{DOMAIN}; dkim=none; spf=pass smtp.mailfrom=example.jp; header.from=example.jp",
                        f"{DOMAIN}; dkim=temperror header.d=slow.example; spf=temperror smtp.mailfrom=slow.example; "
@@ -209,7 +164,7 @@ def test_spf_and_dkim_results_go_with_the_reply_and_dns_failures_never_refuse_it
                                     "softbank.eml"])
 def test_a_bounce_is_recorded_against_its_delivery(app, families, sample):
     delivery = Delivery.select().first()
-    outcome = _router(app).route_mail("", f"b-{delivery.id}@{DOMAIN}", _bounce_to(delivery.id, sample), "192.0.2.9")
+    outcome = make_router(app).route_mail("", f"b-{delivery.id}@{DOMAIN}", bounce_to(delivery.id, sample), "192.0.2.9")
     assert outcome.kind == "bounce"
     result = DeliveryResult.get(DeliveryResult.delivery == delivery.id)
     assert result.outcome == "bounced" and "@" not in result.detail
@@ -219,19 +174,19 @@ def test_a_bounce_is_recorded_against_its_delivery(app, families, sample):
 @pytest.mark.parametrize("sample", ["postfix-delayed.eml", "vacation.eml"])
 def test_delays_and_auto_replies_to_the_bounce_address_are_dropped(app, families, sample):
     delivery = Delivery.select().first()
-    outcome = _router(app).route_mail("x@example.org" if sample == "vacation.eml" else "",
-                                     f"b-{delivery.id}@{DOMAIN}", _bounce_to(delivery.id, sample), "192.0.2.9")
+    outcome = make_router(app).route_mail("x@example.org" if sample == "vacation.eml" else "",
+                                          f"b-{delivery.id}@{DOMAIN}", bounce_to(delivery.id, sample), "192.0.2.9")
     assert outcome.kind == "ignored" and DeliveryResult.select().count() == 0
 
 
 def test_bounces_on_three_messages_suspend_the_address(app, families, clock):
-    router, message = _router(app), families.message
+    router, message = make_router(app), families.message
     for n in range(3):
         if n:
             message = create_message(app, families.school, audience="all", subject=f"連絡{n}", body="本文")
         delivery = (Delivery.select().join(Recipient)
                     .where((Recipient.guardian == families.hanako.id) & (Delivery.message == message.id)).get())
-        router.route_mail("", f"b-{delivery.id}@{DOMAIN}", _bounce_to(delivery.id, "gmail.eml"), "192.0.2.9")
+        router.route_mail("", f"b-{delivery.id}@{DOMAIN}", bounce_to(delivery.id, "gmail.eml"), "192.0.2.9")
         suspended = contacts.summarise_contacts([families.hanako.id])[families.hanako.id].suspended
         assert suspended == ({"email": 1} if n == 2 else {})
         clock.advance(seconds=1)
@@ -245,7 +200,7 @@ def test_bounces_on_three_messages_suspend_the_address(app, families, clock):
 ])
 def test_recipients_outside_our_routes_are_refused(app, address, reason):
     with pytest.raises(MailRefused) as refused:
-        _router(app).check_recipient(address)
+        make_router(app).check_recipient(address)
     assert refused.value.reason == reason
 
 
@@ -258,7 +213,7 @@ def test_empty_mail_calls_the_registration_function_with_the_code_and_sender(app
             raise InvalidInput("登録コードが正しくないか、有効期限が切れています。")
         return "sent"
 
-    router = _router(app, register=register, limiter=open_limiter(app))
+    router = make_router(app, register=register, limiter=open_limiter(app))
     mail = _mail(f"entry-GOOD1234@{DOMAIN}", "", sender="Taro <taro@docomo.ne.jp>")
     assert router.route_mail("taro@docomo.ne.jp", f"entry-GOOD1234@{DOMAIN}", mail, "192.0.2.5").detail == "sent"
     assert calls == [("GOOD1234", "taro@docomo.ne.jp")]
@@ -274,7 +229,7 @@ def test_guessing_codes_from_one_client_is_slowed_down(app):
     def register(app_, code, address):
         raise InvalidInput("登録コードが正しくありません。")
 
-    router = _router(app, register=register, limiter=open_limiter(app))
+    router = make_router(app, register=register, limiter=open_limiter(app))
     mail = _mail("x", "")
     reasons = []
     for n in range(22):
@@ -289,12 +244,12 @@ def test_bare_line_feeds_are_refused_before_anything_is_parsed(app, families):
     """SMTP smuggling: a message hiding <LF>.<LF> and a second transaction is refused whole."""
     smuggled = _mail("x") + b"\n.\nMAIL FROM:<ceo@example.com>\r\nRCPT TO:<x@example.com>\r\nDATA\r\nHi\r\n"
     with pytest.raises(MailRefused) as refused:
-        _router(app).route_mail("taro@example.jp", _reply_to(app, families, families.taro), smuggled, "192.0.2.1")
+        make_router(app).route_mail("taro@example.jp", _reply_to(app, families, families.taro), smuggled, "192.0.2.1")
     assert refused.value.reason == "policy" and Reply.select().count() == 0
 
 
 def test_huge_headers_and_deep_mime_are_refused(app, families):
-    router, address = _router(app), _reply_to(app, families, families.taro)
+    router, address = make_router(app), _reply_to(app, families, families.taro)
     huge = b"X-Junk: " + b"a" * (70 * 1024) + b"\r\n" + _mail("x")
     nested = _mail("x")
     for n in range(12):
@@ -309,7 +264,7 @@ def test_huge_headers_and_deep_mime_are_refused(app, families):
 
 def test_wrong_charsets_are_read_as_japanese_mailers_mean_them(app, families):
     """Declared ISO-2022-JP with a NEC special character, and Shift_JIS that is really CP932."""
-    router, address = _router(app), _reply_to(app, families, families.taro)
+    router, address = make_router(app), _reply_to(app, families, families.taro)
     nec = b"\x1b$B\x2d\x21" + "番で参加します".encode("iso-2022-jp")[3:]      # ① as Windows writes it (CP50220)
     for charset, body in (("iso-2022-jp", nec), ("shift_jis", "～よろしくお願いします".encode("cp932")),
                           ("x-unknown", "参加します".encode())):
@@ -322,7 +277,7 @@ def test_wrong_charsets_are_read_as_japanese_mailers_mean_them(app, families):
 def test_an_enquiry_by_mail_lands_in_the_operators_list_with_the_sender_sealed(app):
     mail = _mail(f"help@{DOMAIN}", "登録のメールが届きません。\n\n> 以前のメール\n", sender="山田 花子 <hanako@example.jp>",
                  files=[("画面.png", PNG, "image", "png")])
-    outcome = _router(app).route_mail("hanako@example.jp", f"HELP@{DOMAIN}", mail, "192.0.2.8")
+    outcome = make_router(app).route_mail("hanako@example.jp", f"HELP@{DOMAIN}", mail, "192.0.2.8")
     assert outcome.kind == "enquiry"
     [listed] = enquiries.list_enquiries("open")
     assert (listed.id, listed.name, listed.school) == (outcome.detail, "山田 花子", None)
@@ -333,7 +288,7 @@ def test_an_enquiry_by_mail_lands_in_the_operators_list_with_the_sender_sealed(a
 
 
 def test_enquiry_mail_without_a_name_bounces_and_auto_replies_are_not_stored(app):
-    router = _router(app)
+    router = make_router(app)
     router.route_mail("taro@docomo.ne.jp", f"help@{DOMAIN}", _mail("x", "届きません", sender="taro@docomo.ne.jp"),
                       "192.0.2.8")
     assert [e.name for e in enquiries.list_enquiries("open")] == [enquiries.MAIL_NAME]
@@ -348,7 +303,7 @@ def test_enquiry_mail_without_a_name_bounces_and_auto_replies_are_not_stored(app
 
 
 def test_enquiries_by_mail_are_limited_per_sender_and_per_client(app):
-    router = _router(app, limiter=open_limiter(app))
+    router = make_router(app, limiter=open_limiter(app))
 
     def send(sender: str, peer: str) -> str:
         try:
@@ -364,6 +319,6 @@ def test_enquiries_by_mail_are_limited_per_sender_and_per_client(app):
 def test_an_enquiry_with_raw_utf8_headers_keeps_its_japanese(app):
     """Headers in 8-bit UTF-8 (SMTPUTF8 mailers) were read as U+FFFD: the name and subject were lost."""
     raw = "From: 石川 花子 <hanako@example.jp>\r\nSubject: 登録できません\r\n\r\n返事が来ません。\r\n".encode()
-    _router(app).route_mail("hanako@example.jp", f"help@{DOMAIN}", raw, "192.0.2.8")
+    make_router(app).route_mail("hanako@example.jp", f"help@{DOMAIN}", raw, "192.0.2.8")
     [listed] = enquiries.list_enquiries("open")
     assert (listed.name, listed.body) == ("石川 花子", "件名: 登録できません\n返事が来ません。")

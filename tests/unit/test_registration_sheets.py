@@ -10,7 +10,6 @@ from appliance import db, registration
 from appliance.models import Student
 from appliance.registration_sheets import render_sheets
 from appliance.schools import add_school
-from tests.unit.test_cli_roster import cli, roster_file  # noqa: F401  (fixtures)
 
 
 @pytest.fixture
@@ -41,7 +40,7 @@ def test_a_class_sheet_has_a_page_per_child_whose_qr_codes_decode_to_its_codes(a
     assert sorted(decoded) == sorted(expected)
 
 
-def test_the_cli_writes_a_class_and_refuses_to_void_live_codes_unasked(tmp_path, cli, roster_file):  # noqa: F811  (the imported fixtures)
+def test_the_cli_writes_a_class_and_refuses_to_void_live_codes_unasked(tmp_path, cli, roster_file):
     out = tmp_path / "3-1.pdf"
     assert cli("roster", "import", "--school", "S1", roster_file).exit_code == 0
     first = cli("registration", "sheets", "--school", "S1", "--class", "3-1", "--out", str(out))

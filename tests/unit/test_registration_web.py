@@ -1,15 +1,13 @@
 """Registration pages: the form the QR code opens, the mailed link, siblings in the portal, sheets, enquiries."""
 import io
-import re
-from email import message_from_bytes, policy
 
 import pytest
 from pypdf import PdfReader
 
 from appliance import db, registration
 from appliance.models import AuditEntry, Enquiry, GuardianLink, Registration, RegistrationCode, Student
-from tests.unit.mta_fakes import FakeConnector, deliver
-from tests.unit.test_guardian_web import form_token, signed_in_guardian
+from tests.conftest import csrf_token
+from tests.unit.guardian_fixtures import form_token, mailed_link, signed_in_guardian
 
 SCRIPT = "<script>alert(1)</script>"
 REACH = "reach.rk1234567@example.jp"
@@ -28,25 +26,11 @@ def codes(app, staff, kids):
     return registration.issue_codes(app, staff.school, kids, actor="admin-a")
 
 
-def csrf(page: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-
-
 def register(client, code, **fields):
     page = client.get(f"/e/{code}").get_data(as_text=True)
-    data = {"csrf_token": csrf(page), "code": code, "name": "山田 花子", "relationship": "母",
+    data = {"csrf_token": csrf_token(page), "code": code, "name": "山田 花子", "relationship": "母",
             "address": "hanako@example.jp", **fields}
     return client.post("/e/", data=data)
-
-
-def mailed_link(app) -> str:
-    """Deliver due mail through the MTA with a fake connector; return the path of the newest registration link."""
-    sink = FakeConnector()
-    deliver(app, sink)
-    texts = [message_from_bytes(data, policy=policy.default).get_body(("plain",)).get_content()
-             for _, _, data in sink.sent]
-    links = [line for text in texts for line in text.splitlines() if "/e/ok/" in line]
-    return links[-1][links[-1].index("/e/ok/"):]
 
 
 def test_the_qr_code_opens_the_form_with_the_code_and_the_child(client, kids, codes):
@@ -60,7 +44,7 @@ def test_the_qr_code_opens_the_form_with_the_code_and_the_child(client, kids, co
 def test_web_registration_end_to_end_mail_link_button_then_the_school_approves(app, client, signed_in, kids, codes):
     sent = register(client, codes[kids[0].id, 1])
     assert sent.status_code == 200 and "メールを確認してください" in sent.get_data(as_text=True)
-    link = mailed_link(app)
+    link = mailed_link(app, "register")
     button = client.get(link)
     assert button.status_code == 200 and "山田 一郎" in button.get_data(as_text=True)
     assert GuardianLink.select().count() == 0                       # opening the page (a mail scanner) does nothing
@@ -99,7 +83,7 @@ def test_guessing_codes_on_the_page_is_locked_for_the_client(client, kids, codes
 
 def test_an_empty_mails_link_asks_name_and_relationship_and_escapes_them(app, client, kids, codes):
     assert registration.register_by_mail(app, codes[kids[1].id, 1], "jiro.mama@example.jp") == "created"
-    link = mailed_link(app)
+    link = mailed_link(app, "register")
     page = client.get(link).get_data(as_text=True)
     assert 'name="name"' in page and 'name="relationship"' in page
     refused = client.post(link, data={"form_token": form_token(page), "name": SCRIPT})
@@ -113,7 +97,7 @@ def test_an_empty_mails_link_asks_name_and_relationship_and_escapes_them(app, cl
 def test_a_signed_in_guardian_adds_a_sibling_in_the_portal(app, web, kids, codes):
     client = web.test_client()
     register(client, codes[kids[0].id, 1], address="taro@example.jp")
-    link = mailed_link(app)
+    link = mailed_link(app, "register")
     client.post(link, data={"form_token": form_token(client.get(link).get_data(as_text=True))})
     guardian = signed_in_guardian(app, web, "taro@example.jp")
     page = guardian.get("/p/children/new").get_data(as_text=True)
@@ -157,7 +141,7 @@ def test_sheets_are_for_the_schools_admins_only(signed_in, kids):
 
 def send_enquiry(client, staff, **fields):
     page = client.get("/help").get_data(as_text=True)
-    data = {"csrf_token": csrf(page), "name": "山田 花子", "reach": REACH, "school": staff.school.id,
+    data = {"csrf_token": csrf_token(page), "name": "山田 花子", "reach": REACH, "school": staff.school.id,
             "body": "メールが届きません\n1年1組 山田 一郎", **fields}
     return client.post("/help", data=data)
 

@@ -5,19 +5,8 @@ import pytest
 
 from appliance import registrations
 from appliance.errors import InvalidInput, NotFound
-from appliance.guardians import add_guardian
-from appliance.models import AuditEntry, GuardianLink, Student
+from appliance.models import AuditEntry, GuardianLink
 from appliance.targeting import count_audience, parse_rule
-
-
-@pytest.fixture
-def pending(app, staff, roster, clock):
-    """A guardian who registered for the first student of 1-1 and awaits approval."""
-    child = Student.get((Student.grade == 1) & (Student.class_name == "1") & (Student.number == 1))
-    clock.advance(minutes=5)
-    guardian = add_guardian(app, "申請 花子", student_ids=[child.id], emails=["new.rk9999999@example.jp"],
-                            relationship="母")
-    return GuardianLink.get(GuardianLink.guardian == guardian)
 
 
 def test_pending_registrations_list_child_guardian_and_time(staff, pending):

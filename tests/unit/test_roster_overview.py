@@ -5,10 +5,7 @@ from appliance import contacts, roster_overview
 from appliance.guardians import add_guardian
 from appliance.models import ContactPoint, GuardianLink, Student
 from appliance.roster_overview import class_key
-
-
-def seat(grade, class_name, number):
-    return Student.get((Student.grade == grade) & (Student.class_name == class_name) & (Student.number == number))
+from tests.conftest import seat
 
 
 def test_class_summaries_cover_every_class_with_counts_that_add_up(staff, roster):

@@ -3,21 +3,15 @@ import io
 import json
 import re
 
-import pytest
 
 from appliance import staff as accounts
 from appliance.guardians import add_guardian
 from appliance.models import AuditEntry, GuardianLink, Membership, School, Student
 from appliance.targeting import count_audience, parse_rule
+from tests.conftest import seat
 
 ADDRESS = re.compile(r"rk\d{7}")
 HEADER = "学年,組,出席番号,氏名,ふりがな,学籍番号,部活動"
-
-
-def seat(grade, class_name, number, school="sch-a"):
-    return Student.get((Student.school == School.get(School.code == school)) & (Student.grade == grade)
-                       & (Student.class_name == class_name) & (Student.number == number)
-                       & (Student.status == "enrolled"))
 
 
 def page(client, url, status=200):
@@ -30,16 +24,6 @@ def page(client, url, status=200):
 
 def csv_upload(lines, encoding="cp932", header=HEADER):
     return (io.BytesIO("\r\n".join([header, *lines]).encode(encoding)), "roster.csv")
-
-
-@pytest.fixture
-def pending(app, roster, clock):
-    """A new guardian who registered for 1-1-1 (with an address) and awaits approval."""
-    child = seat(1, "1", 1)
-    clock.advance(minutes=5)
-    guardian = add_guardian(app, "申請 花子", student_ids=[child.id], emails=["new.rk9999999@example.jp"],
-                            relationship="母")
-    return GuardianLink.get(GuardianLink.guardian == guardian)
 
 
 def test_no_roster_page_shows_an_address(signed_in, roster, pending):

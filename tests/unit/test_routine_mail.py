@@ -12,17 +12,10 @@ from appliance.messages import create_message
 from appliance.mime import MailRefused
 from appliance.models import Delivery, Guardian, Message, Recipient
 from appliance.sample_data import ADDRESS_MARKER
-from tests.unit.guardian_fixtures import make_families
-from tests.unit.test_guardian_web import form_token, signed_in_guardian
-from tests.unit.test_inbound import _router
+from tests.unit.guardian_fixtures import form_token, signed_in_guardian
+from tests.unit.mail_fixtures import DOMAIN, make_router
 
-DOMAIN = "renraku.example"
 PUSH = json.dumps({"endpoint": "https://push.example/1", "keys": {"p256dh": "B" * 87, "auth": "A" * 22}})
-
-
-@pytest.fixture
-def families(app):
-    return make_families(app)
 
 
 def _unsubscribe_token(app, guardian, message) -> str:
@@ -205,7 +198,7 @@ def _mail(subject: str) -> bytes:
 
 def test_mail_to_unsubscribe_with_the_token_as_subject_stops_routine_mail(app, families):
     token = _unsubscribe_token(app, families.taro, families.message)
-    router = _router(app)
+    router = make_router(app)
     assert router.check_recipient(f"unsubscribe@{DOMAIN}").kind == "unsubscribe"
     for subject in (token, f"Re: {token}"):         # again: still a 250
         assert router.route_mail("taro@example.jp", f"UNSUBSCRIBE@{DOMAIN}", _mail(subject), "192.0.2.1").kind \
@@ -216,7 +209,7 @@ def test_mail_to_unsubscribe_with_the_token_as_subject_stops_routine_mail(app, f
 @pytest.mark.parametrize("subject", ["", "配信停止", "A" * 22, "stop please"])
 def test_mail_to_unsubscribe_without_a_valid_token_is_refused_politely(app, families, subject):
     with pytest.raises(MailRefused) as refused:
-        _router(app).route_mail("taro@example.jp", f"unsubscribe@{DOMAIN}", _mail(subject), "192.0.2.1")
+        make_router(app).route_mail("taro@example.jp", f"unsubscribe@{DOMAIN}", _mail(subject), "192.0.2.1")
     assert refused.value.reason == "unsubscribe" and "マイページ" in str(refused.value)
     assert Guardian.select().where(Guardian.routine_mail == False).count() == 0  # noqa: E712
 
@@ -225,5 +218,5 @@ def test_an_expired_token_by_mail_is_refused(app, families, clock):
     token = _unsubscribe_token(app, families.taro, families.message)
     clock.advance(days=91)
     with pytest.raises(MailRefused):
-        _router(app).route_mail("taro@example.jp", f"unsubscribe@{DOMAIN}", _mail(token), "192.0.2.1")
+        make_router(app).route_mail("taro@example.jp", f"unsubscribe@{DOMAIN}", _mail(token), "192.0.2.1")
     assert Message.select().count() == 1 and _routine_mail(families.taro) is True
