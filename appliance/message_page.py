@@ -1,16 +1,19 @@
 """What one guardian's message link (``/r/``) shows of one message, read in plain SQL.
 
 Every guardian of a school may tap the link within the same minute, while the mail is
-still going out, so the page reads with :func:`appliance.db.fetch` and only what the
-message has: one statement gives the message, its school, the guardian and whether
-there is a survey, an attachment or a reply of this guardian; those are read only then.
+still going out, so a tap starts with one statement (:func:`tap`): the token's grant,
+the guardian, and whether this guardian has read, answered or replied. A guardian who
+has done none of these sees the message's page as every such guardian of the message
+does, but for their name and link, which the web UI keeps ready (webui/skeleton.py).
+Otherwise :func:`load` reads the message, its school, the guardian and whether there is
+a survey, an attachment or a reply of this guardian; those are read only then.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from appliance import db
+from appliance import db, tokens
 from appliance.models import Message
 
 _PAGE = (
@@ -21,6 +24,13 @@ _PAGE = (
     " EXISTS (SELECT 1 FROM reply r WHERE r.message_id = m.id AND r.guardian_id = g.id)"
     " FROM message m JOIN school sc ON sc.id = m.school_id JOIN guardian g ON g.id = {p}"
     " WHERE m.id = {p} AND m.kind = 'notice'")
+_TAP = (
+    "SELECT t.scope, t.expires_at, g.id, g.name, g.locale, m.id, m.send_at, m.expires_at,"
+    " EXISTS (SELECT 1 FROM receipt r WHERE r.message_id = m.id AND r.guardian_id = g.id),"
+    " EXISTS (SELECT 1 FROM survey_answer a WHERE a.message_id = m.id AND a.guardian_id = g.id)"
+    " OR EXISTS (SELECT 1 FROM reply r WHERE r.message_id = m.id AND r.guardian_id = g.id)"
+    " FROM capability_token t JOIN guardian g ON g.id = t.guardian_id JOIN message m ON m.id = t.message_id"
+    " WHERE t.token_hash = {p} AND m.kind = 'notice'")
 _ATTACHMENTS = "SELECT id, filename, size FROM attachment WHERE message_id = {p} ORDER BY id"
 _utc = Message.send_at.python_value
 
@@ -46,6 +56,20 @@ class MessagePage:
 
 
 @dataclass(frozen=True)
+class Tap:
+    """A valid read link of a notice, tapped: whose, which message, and what the guardian did with it."""
+
+    guardian_id: str
+    guardian_name: str
+    locale: str
+    message_id: str
+    sent: str               # the message's send time as stored: a page kept ready is for this one
+    expires_at: datetime | None
+    read: bool              # reported before
+    personal: bool          # answered its survey or replied: the page shows what they sent
+
+
+@dataclass(frozen=True)
 class AttachmentLink:
     """An attachment as the page lists it (its bytes are read only when downloaded)."""
 
@@ -63,6 +87,21 @@ def load(message_id: str, guardian_id: str) -> MessagePage | None:
      survey, attached, replied) = found[0]
     return MessagePage(mid, school, subject, body, priority, _utc(send_at), _utc(expires_at), bool(reply_needed),
                        gid, name, locale, bool(survey), bool(attached), bool(replied))
+
+
+def tap(app, token: str) -> Tap | None:
+    """Return the tap of a valid read link of a notice, or None (:func:`tokens.resolve_token` tells why)."""
+    if not tokens.well_formed(token):
+        return None
+    found = db.fetch(_TAP, (tokens.digest(token),))
+    if not found:
+        return None
+    scope, token_expires_at, guardian_id, name, locale, message_id, sent, expires_at, read, personal = found[0]
+    try:
+        tokens.check_grant(app, "read", scope, token_expires_at)
+    except tokens.InvalidToken:
+        return None
+    return Tap(guardian_id, name, locale, message_id, sent, _utc(expires_at), bool(read), bool(personal))
 
 
 def attachment_links(page: MessagePage) -> list[AttachmentLink]:

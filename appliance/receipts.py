@@ -10,6 +10,8 @@ distinct guardians, so the union changes nothing.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from appliance import db
 from appliance.ids import uuid7
 from appliance.models import Receipt
@@ -24,11 +26,24 @@ def record_read(app, message_id: str, guardian_id: str) -> bool:
     """Record that the guardian read the message; return False when it was recorded before."""
     if db.fetch(_SEEN, (message_id, guardian_id)):        # a repeat tap reads and takes no write lock: bursts are mostly repeats
         return False
+    return record_reads(app, [(message_id, guardian_id)])[0]
+
+
+def record_reads(app, taps: Sequence[tuple[str, str]]) -> list[bool]:
+    """Record reads of (message id, guardian id) in one transaction; return, per tap, whether it was the first.
+
+    The web front commits the taps that arrive while one commit runs as the next one
+    (webui/group_commit.py): each answers only once its report is committed.
+    """
     sql = _RECORD.format(p=db.database.param)
     at = Receipt.at.db_value(app.clock.now())
+    first = []
     with db.write():
-        cursor = db.database.execute_sql(sql, (uuid7(), message_id, guardian_id, app.site, at, message_id, guardian_id))
-        return db.database.rows_affected(cursor) > 0
+        for message_id, guardian_id in taps:
+            cursor = db.database.execute_sql(sql, (uuid7(), message_id, guardian_id, app.site, at, message_id,
+                                                   guardian_id))
+            first.append(db.database.rows_affected(cursor) > 0)
+    return first
 
 
 def read_at(message_id: str, guardian_id: str):

@@ -78,7 +78,7 @@ def issue_tokens(app, scope: str, pairs: Iterable[tuple[str, str | None]],
     if not issued:          # a batch of emergency mail has no unsubscribe tokens: no write lock for nothing
         return issued
     expires, created = CapabilityToken.expires_at.db_value(expires_at), CapabilityToken.created_at.db_value(now)
-    rows = [(uuid7(), _digest(token), scope, guardian_id, message_id, expires, created)
+    rows = [(uuid7(), digest(token), scope, guardian_id, message_id, expires, created)
             for (guardian_id, message_id), token in issued.items()]
     with db.write():
         db.execute_many(CapabilityToken, _INSERT, None, rows)
@@ -87,23 +87,33 @@ def issue_tokens(app, scope: str, pairs: Iterable[tuple[str, str | None]],
 
 def resolve_token(app, token: str, scope: str) -> TokenGrant:
     """Return what a token grants for a scope, or raise InvalidToken."""
-    if not token or len(token) > MAX_LENGTH or not token.isascii():
+    if not well_formed(token):
         raise InvalidToken("unknown")
-    found = db.fetch(_RESOLVE, (_digest(token),))
+    found = db.fetch(_RESOLVE, (digest(token),))
     if not found:
         raise InvalidToken("unknown")
     found_scope, guardian_id, message_id, expires_at = found[0]
+    check_grant(app, scope, found_scope, expires_at)
+    return TokenGrant(guardian_id, message_id)
+
+
+def well_formed(token: str) -> bool:
+    """Whether a link's token may be looked up at all (longer or non-ASCII input is refused unhashed)."""
+    return bool(token) and len(token) <= MAX_LENGTH and token.isascii()
+
+
+def check_grant(app, scope: str, found_scope: str, expires_at) -> None:
+    """Raise InvalidToken unless a stored token (its scope and expiry as stored) is valid for a scope now."""
     if found_scope != scope:
         raise InvalidToken("scope")
     if CapabilityToken.expires_at.python_value(expires_at) <= app.clock.now():
         raise InvalidToken("expired")
-    return TokenGrant(guardian_id, message_id)
 
 
 def revoke_token(token: str) -> bool:
     """Delete a token (a used sign-in link); return whether it was there."""
     with db.write():
-        return CapabilityToken.delete().where(CapabilityToken.token_hash == _digest(token)).execute() > 0
+        return CapabilityToken.delete().where(CapabilityToken.token_hash == digest(token)).execute() > 0
 
 
 def token_url(app, scope: str, token: str) -> str:
@@ -117,7 +127,8 @@ def _derive(key: bytes, scope: str, guardian_id: str, message_id: str | None) ->
     return base64.urlsafe_b64encode(hashlib.blake2b(grant, key=key, digest_size=16).digest()).rstrip(b"=").decode()
 
 
-def _digest(token: str) -> bytes:
+def digest(token: str) -> bytes:
+    """The token's SHA-256: what is stored and looked up."""
     return hashlib.sha256(token.encode()).digest()
 
 

@@ -19,8 +19,12 @@ from appliance.runtime import open_appliance
 from appliance.tasks import create_queue
 from webui import errors, i18n
 from webui.access import PUBLIC, access, may
+from webui.skeleton import Skeletons
 
 MAX_REQUEST_BYTES = 2 * 1024 * 1024   # the largest form: 1 MB of attachments, base64 and fields aside
+# Every answer's, unless its view set its own (a guardian's page: webui/capability.py).
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "SAMEORIGIN",
+                    "Referrer-Policy": "same-origin"}
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -48,6 +52,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.json.ensure_ascii = False
     app.extensions["appliance"] = appliance
     app.extensions["queue"] = create_queue(appliance)
+    app.extensions["ready_pages"] = Skeletons()     # guardians' pages kept ready (webui/skeleton.py)
     csrf = CSRFProtect(app)
     i18n.init_app(app)
     errors.init_app(app)
@@ -62,9 +67,8 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     @app.after_request
     def security_headers(response):
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
         if g.get("user") is not None:
             response.headers["Cache-Control"] = "no-store"   # staff pages never sit in a shared cache
         return response

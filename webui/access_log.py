@@ -1,15 +1,15 @@
-"""gunicorn's access log without the capabilities in guardians' links.
+"""The web UI's access log, without the capabilities in guardians' links.
 
 A link's token (``/r/``, ``/c/``, ``/u/``, ``/p/in/``, ``/p/confirm/``, ``/e/ok/``) or a
 registration code (``/e/<code>``) is the key to a guardian's page: whoever reads the log
-(journald, a support bundle) could open it. The log keeps each request's shape and
-replaces the secret with ``…``. ``appliance web`` runs gunicorn with this logger.
+(journald, a support bundle) could open it. The front (webui/front.py) writes one line
+per request in gunicorn's access log format and replaces the secret with ``…`` in each
+value that could carry one: the request line, the referrer and the user agent.
 """
 from __future__ import annotations
 
 import re
-
-from gunicorn.glogging import Logger
+import time
 
 from appliance.tokens import PATHS
 
@@ -23,11 +23,14 @@ def redact(text: str) -> str:
     return _SECRET.sub(lambda found: f"/{found.group(1)}/…", text)
 
 
-class RedactingLogger(Logger):
-    """gunicorn's logger with no guardian's capability in any value a log format can name."""
-
-    def atoms(self, resp, req, environ, request_time):
-        # Every string: besides the request line, path and referrer, gunicorn offers each
-        # header and environ value ({raw_uri}e, {referer}i ...) to a configured format.
-        atoms = super().atoms(resp, req, environ, request_time)
-        return {key: redact(value) if isinstance(value, str) else value for key, value in atoms.items()}
+def line(scope: dict, status: int, length: int) -> str:
+    """One request's line, as gunicorn's default format has it: ``h l u t "r" s b "f" "a"``."""
+    headers = dict(scope.get("headers") or ())
+    query = scope.get("query_string") or b""
+    target = scope.get("path", "") + ("?" + query.decode("latin-1") if query else "")
+    request = f'{scope.get("method", "")} {target} HTTP/{scope.get("http_version", "1.1")}'
+    client = scope["client"][0] if scope.get("client") else "-"
+    referrer = headers.get(b"referer", b"-").decode("latin-1")
+    agent = headers.get(b"user-agent", b"-").decode("latin-1")
+    return (f'{client} - - {time.strftime("[%d/%b/%Y:%H:%M:%S %z]")} "{redact(request)}" {status} '
+            f'{length if length else "-"} "{redact(referrer)}" "{redact(agent)}"')

@@ -27,18 +27,25 @@ CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self';
        " manifest-src 'self'; worker-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 
 
-def limiter() -> ratelimit.RateLimiter:
+def limiter(app=None) -> ratelimit.RateLimiter:
     """The app's rate limiter (one per process: it only holds each thread's connection to the counter file)."""
-    extensions = current_app.extensions
+    extensions = (app or current_app).extensions
     if "ratelimit" not in extensions:
         extensions["ratelimit"] = ratelimit.open_limiter(extensions["appliance"])
     return extensions["ratelimit"]
 
 
+def over_limit(client: str | None = None, app=None) -> bool:
+    """Whether the client (the request's) has guessed too many links: it gets 429 for any link now."""
+    if client is None:
+        client = request.remote_addr or ""
+    return limiter(app).exceeded(ratelimit.TOKEN_GUESSES, client)
+
+
 def resolve(token: str, scope: str) -> tokens.TokenGrant:
     """Resolve a link's token for a scope, counting unknown tokens against the client; 429 past the limit."""
     client = request.remote_addr or ""
-    if limiter().exceeded(ratelimit.TOKEN_GUESSES, client):
+    if over_limit(client):
         abort(429)
     try:
         return tokens.resolve_token(g.appliance, token, scope)
@@ -48,9 +55,9 @@ def resolve(token: str, scope: str) -> tokens.TokenGrant:
         raise
 
 
-def form_token(purpose: str, capability: str) -> str:
+def form_token(purpose: str, capability: str, app=None) -> str:
     """Return the forms' CSRF token for a capability: a MAC of it under the app's secret."""
-    key = current_app.config["SECRET_KEY"]
+    key = (app or current_app).config["SECRET_KEY"]
     key = key.encode() if isinstance(key, str) else key
     mac = hmac.new(key, purpose.encode() + b"\n" + capability.encode(), hashlib.sha256).digest()[:16]
     return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
@@ -77,16 +84,23 @@ def private_page(locale: str, template: str, status: int = 200, **context):
 
 
 def private_headers(response, locale: str, *, inline_style: str = ""):
+    """Set :func:`private_header_items` on a response; return it."""
+    response.headers.update(private_header_items(locale, inline_style=inline_style))
+    return response
+
+
+def private_header_items(locale: str, *, inline_style: str = "") -> dict[str, str]:
     """Headers of a page only its link holder sees: never stored by a shared cache, the link never passed on,
     never framed, nothing loaded from elsewhere (``inline_style``: the one ``<style>`` the page may carry)."""
     csp = CSP
     if inline_style:
         digest = base64.b64encode(hashlib.sha256(inline_style.encode()).digest()).decode()
         csp = CSP.replace("style-src 'self'", f"style-src 'self' 'sha256-{digest}'")
-    response.headers["Content-Security-Policy"] = csp
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Cache-Control"] = "private, no-cache"
-    response.headers["Content-Language"] = locale
-    response.headers["Referrer-Policy"] = "no-referrer"     # the link is the capability: never pass it on
-    response.headers["X-Robots-Tag"] = "noindex"
-    return response
+    return {
+        "Content-Security-Policy": csp,
+        "X-Frame-Options": "DENY",
+        "Cache-Control": "private, no-cache",
+        "Content-Language": locale,
+        "Referrer-Policy": "no-referrer",       # the link is the capability: never pass it on
+        "X-Robots-Tag": "noindex",
+    }

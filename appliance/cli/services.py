@@ -43,8 +43,8 @@ MTA_NICE = 10
 def gunicorn_command(app) -> list[str]:
     """Return the gunicorn command line for the web UI, from the [web] settings."""
     web = app.config["web"]
-    return [sys.executable, "-m", "gunicorn", "--workers", str(web["workers"]), "--bind", web["bind"],
-            "--access-logfile", "-", "--logger-class", "webui.access_log.RedactingLogger", "webui:create_app()"]
+    return [sys.executable, "-m", "gunicorn", "--workers", str(web["workers"]), "--worker-class", "webui.front.Worker",
+            "--bind", web["bind"], "--access-logfile", "-", "webui.front:create_front()"]
 
 
 @click.command("web")

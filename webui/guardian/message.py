@@ -8,8 +8,9 @@ files shown are always that guardian's own, and attachments that message's own.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
-from flask import abort, g, make_response, redirect, request, url_for
+from flask import abort, current_app, g, make_response, redirect, request, url_for
 
 from appliance import message_page, receipts, replies, surveys
 from appliance.errors import InvalidInput
@@ -20,6 +21,7 @@ from webui.access import PUBLIC, access
 from webui.downloads import file_response
 from webui.guardian import bp
 from webui.i18n import render_in
+from webui.skeleton import Skeleton
 
 FORM_PURPOSE = "message-form"
 # The reply form: its files (replies.MAX_FILES_BYTES) and the text, multipart overhead aside.
@@ -34,8 +36,8 @@ def _load(token: str) -> MessagePage:
     return page
 
 
-def _page(token: str, page: MessagePage, *, status: int = 200, errors=None, sent=None,
-          reply_error: str = "", reply_body: str = "", notice: str = ""):
+def _html(token: str, form_token: str, page: MessagePage, *, errors=None, sent=None, reply_error: str = "",
+          reply_body: str = "", notice: str = "") -> str:
     # A burst of first taps is mostly messages without a survey or replies: nothing read for them.
     questions = surveys.questions_of(page.id) if page.has_survey else []
     answers = surveys.current_answers(page.id, page.guardian_id) if questions else {}
@@ -44,26 +46,72 @@ def _page(token: str, page: MessagePage, *, status: int = 200, errors=None, sent
     else:
         chosen = {q.id: ([] if q.id not in answers else answers[q.id].value if isinstance(answers[q.id].value, list)
                          else [answers[q.id].value]) for q in questions}
-    html = render_in(
-        page.locale, "guardian/message.html", token=token, message=page,
-        form_token=capability.form_token(FORM_PURPOSE, token), attachments=message_page.attachment_links(page),
+    return render_in(
+        page.locale, "guardian/message.html", token=token, message=page, form_token=form_token,
+        attachments=message_page.attachment_links(page),
         questions=questions, options={q.id: json.loads(q.options) for q in questions}, chosen=chosen,
         answers=answers, errors=errors or {}, survey_open=surveys.is_open(g.appliance, page.expires_at),
         field_name=surveys.field_name,
         replies=replies.guardian_replies(page.id, page.guardian_id) if page.has_replies else [],
         reply_error=reply_error, reply_body=reply_body, notice=notice, max_text=surveys.MAX_TEXT,
         max_reply=replies.MAX_BODY)
+
+
+def _page(token: str, page: MessagePage, *, status: int = 200, **shown):
+    html = _html(token, capability.form_token(FORM_PURPOSE, token), page, **shown)
     return capability.private_headers(make_response(html, status), page.locale)
+
+
+# --- the page of a first tap, kept ready (webui/skeleton.py) -------------------------------------
+
+def _ready_key(app, tap: message_page.Tap) -> tuple:
+    return tap.message_id, tap.sent, tap.locale, surveys.is_open(app, tap.expires_at)
+
+
+def ready_page(flask_app, tap: message_page.Tap, token: str) -> bytes | None:
+    """The page of a tap that shows nothing the guardian sent, from the skeleton kept for it (None: none yet).
+
+    Also what webui/front.py answers a tap with, without Flask.
+    """
+    skeleton = flask_app.extensions["ready_pages"].get(_ready_key(flask_app.extensions["appliance"], tap))
+    if skeleton is None:
+        return None
+    return skeleton.fill({"name": tap.guardian_name, "token": token,
+                          "form_token": capability.form_token(FORM_PURPOSE, token, flask_app)})
+
+
+def _keep_ready(tap: message_page.Tap) -> None:
+    page = message_page.load(tap.message_id, tap.guardian_id)
+    if page is None:
+        abort(404)
+
+    def render(marker: dict[str, str]) -> str:
+        return _html(marker["token"], marker["form_token"], replace(page, guardian_name=marker["name"]))
+    current_app.extensions["ready_pages"].put(_ready_key(g.appliance, tap),
+                                              Skeleton.render(render, ("name", "token", "form_token")))
 
 
 @bp.get("/r/<token>")
 @access(PUBLIC)
 def message_show(token: str):
     """The read-report link: record the read (once), then show the message."""
-    page = _load(token)
-    receipts.record_read(g.appliance, page.id, page.guardian_id)
+    tap = message_page.tap(g.appliance, token)
+    if tap is None or capability.over_limit():
+        capability.resolve(token, "read")       # InvalidToken (counted against guessing) or 429
+        abort(404)                              # a valid grant of no notice
+    if not tap.read:
+        receipts.record_reads(g.appliance, [(tap.message_id, tap.guardian_id)])
     notice = {"answers": "answers", "reply": "reply"}.get(request.args.get("saved", ""), "")
-    return _page(token, page, notice=notice)
+    if tap.personal or notice:
+        page = message_page.load(tap.message_id, tap.guardian_id)
+        if page is None:
+            abort(404)
+        return _page(token, page, notice=notice)
+    body = ready_page(current_app, tap, token)
+    if body is None:
+        _keep_ready(tap)
+        body = ready_page(current_app, tap, token)
+    return capability.private_headers(make_response(body), tap.locale)
 
 
 @bp.post("/r/<token>/answers")

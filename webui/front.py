@@ -1,0 +1,133 @@
+"""The web UI as gunicorn serves it: an ASGI front before the Flask app (``webui.front:create_front()``).
+
+Every request but one kind goes to Flask, which a2wsgi runs on a pool of threads. That
+one kind comes 40,000 times within a minute after a school sends: a guardian's tap on a
+notice's link, ``GET /r/<token>``. The front answers it itself when the answer is the
+page Flask keeps ready for the message (webui/skeleton.py): the tap is read in one
+statement (appliance/message_page.py), its read report is committed together with the
+other taps waiting (webui/group_commit.py), and the page is filled in with the
+guardian's name and link. Anything else about such a request, an unknown, expired or
+limited link, a guardian who answered or replied, a page not kept yet, a failed commit,
+goes to Flask, which decides and renders as always; the front only ever repeats what
+Flask has rendered.
+
+gunicorn runs it in :class:`Worker` (uvicorn's, on uvloop and httptools): one event loop
+per process, so a worker keeps connections alive and serves thousands of taps a
+second, where a sync worker spent most of a tap on its own HTTP handling.
+"""
+from __future__ import annotations
+
+import logging
+import re
+
+from a2wsgi import WSGIMiddleware
+from uvicorn_worker import UvicornWorker
+
+from appliance import message_page
+from webui import SECURITY_HEADERS, access_log, capability, create_app
+from webui.group_commit import GroupCommit
+from webui.guardian.message import ready_page
+
+FLASK_THREADS = 8       # Flask requests in progress at once per worker (staff pages, forms, downloads)
+_FIRST_TAP = re.compile(r"/r/([A-Za-z0-9_-]{1,64})\Z")
+_log = logging.getLogger("renraku.access")
+
+
+def create_front():
+    """Build the front and the Flask app behind it, for the data dir in APPLIANCE_DATA_DIR."""
+    return Front(create_app())
+
+
+class Front:
+    """The ASGI app: first taps on notices' links here, everything else through Flask."""
+
+    def __init__(self, flask_app):
+        self.flask_app = flask_app
+        self.appliance = flask_app.extensions["appliance"]
+        self.flask = WSGIMiddleware(flask_app, workers=FLASK_THREADS)
+        self.reads = GroupCommit(self.appliance)
+        self._headers: dict[str, list[tuple[bytes, bytes]]] = {}
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        elif scope["type"] == "http":
+            sent = _Sent(send)
+            try:
+                if not await self._first_tap(scope, sent):
+                    await self.flask(scope, receive, sent)
+            finally:
+                _log.info(access_log.line(scope, sent.status, sent.length))
+
+    async def _first_tap(self, scope, send) -> bool:
+        """Answer a tap on a notice's link with its page kept ready; False: Flask answers it."""
+        found = _FIRST_TAP.match(scope["path"]) if scope["method"] == "GET" and not scope["query_string"] else None
+        if found is None:
+            return False
+        token = found[1]
+        tap = message_page.tap(self.appliance, token)
+        if tap is None or tap.personal:
+            return False
+        client = scope["client"][0] if scope.get("client") else ""
+        if capability.over_limit(client, self.flask_app):
+            return False
+        body = ready_page(self.flask_app, tap, token)
+        if body is None:
+            return False
+        if not tap.read:
+            try:
+                await self.reads.record_read(tap.message_id, tap.guardian_id)
+            except Exception:           # noqa: BLE001 -- Flask tries again and answers as it answers failures
+                logging.getLogger(__name__).exception("a group commit of read reports failed")
+                return False
+        headers = [*self._page_headers(tap.locale), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        return True
+
+    def _page_headers(self, locale: str) -> list[tuple[bytes, bytes]]:
+        """The headers Flask gives the same page (the app's, then a private page's), per language."""
+        if locale not in self._headers:
+            named = {"Content-Type": "text/html; charset=utf-8", **SECURITY_HEADERS,
+                     **capability.private_header_items(locale)}
+            self._headers[locale] = [(name.lower().encode(), value.encode()) for name, value in named.items()]
+        return self._headers[locale]
+
+    async def _lifespan(self, receive, send) -> None:
+        while True:
+            event = await receive()
+            if event["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif event["type"] == "lifespan.shutdown":
+                self.reads.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+class _Sent:
+    """The ASGI send of one request, noting the status and body length for the access log."""
+
+    def __init__(self, send):
+        self._send, self.status, self.length = send, 0, 0
+
+    async def __call__(self, event) -> None:
+        if event["type"] == "http.response.start":
+            self.status = event["status"]
+        elif event["type"] == "http.response.body":
+            self.length += len(event.get("body", b""))
+        await self._send(event)
+
+
+class Worker(UvicornWorker):
+    """gunicorn's worker for the front (``--worker-class webui.front.Worker``): uvicorn's, with the front's
+    access log (gunicorn's handlers, links redacted) instead of uvicorn's, which would log every link's token,
+    and the client address as the connection gives it (no proxy before us rewrites it)."""
+
+    CONFIG_KWARGS = {**UvicornWorker.CONFIG_KWARGS, "lifespan": "on", "access_log": False,
+                     "proxy_headers": False, "server_header": False}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _log.handlers = self.log.access_log.handlers
+        _log.setLevel(logging.INFO)
+        _log.propagate = False

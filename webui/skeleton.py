@@ -1,0 +1,62 @@
+"""Pages kept ready: rendered once with a marker where each personal value goes, filled in per request.
+
+A notice's page (``/r/``) is the same for every guardian who has not answered or
+replied, but for their name and their link (in the forms' addresses and the form
+token). During a burst every guardian of a school taps it within a minute, so the page
+is rendered once per message and language, with a random marker for each personal
+value, and each tap only joins the parts around the markers with its own values
+(HTML-escaped). The markers are random per rendering, so no text of a message can
+pass for one; they are letters and digits, which escaping and URL building leave as
+they are. The values that go into addresses are link tokens, which are URL-safe too.
+"""
+from __future__ import annotations
+
+import re
+import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable
+
+from markupsafe import escape
+
+
+class Skeleton:
+    """A rendered page cut at its markers: text parts and, between them, the names of the values."""
+
+    def __init__(self, parts: list[bytes], slots: list[str]):
+        self.parts, self.slots = parts, slots
+
+    @classmethod
+    def render(cls, render: Callable[[dict[str, str]], str], names: Iterable[str]) -> Skeleton:
+        """Render a page (``render`` gets a marker per value name) and cut it at the markers."""
+        nonce = secrets.token_hex(8)
+        markers = {f"slot{nonce}{index}x": name for index, name in enumerate(names)}
+        text = render({name: marker for marker, name in markers.items()})
+        pieces = re.split("(" + "|".join(markers) + ")", text)
+        return cls([piece.encode() for piece in pieces[::2]], [markers[marker] for marker in pieces[1::2]])
+
+    def fill(self, values: dict[str, str]) -> bytes:
+        """Return the page with each value HTML-escaped in its places."""
+        filled = [self.parts[0]]
+        for name, part in zip(self.slots, self.parts[1:]):
+            filled.append(str(escape(values[name])).encode())
+            filled.append(part)
+        return b"".join(filled)
+
+
+class Skeletons:
+    """The skeletons a worker keeps, by key (the oldest go past `size`); shared by its threads."""
+
+    def __init__(self, size: int = 256):
+        self._kept: OrderedDict[Hashable, Skeleton] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> Skeleton | None:
+        return self._kept.get(key)
+
+    def put(self, key: Hashable, skeleton: Skeleton) -> None:
+        with self._lock:
+            self._kept[key] = skeleton
+            while len(self._kept) > self._size:
+                self._kept.popitem(last=False)
