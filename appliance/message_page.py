@@ -25,12 +25,12 @@ _PAGE = (
     " FROM message m JOIN school sc ON sc.id = m.school_id JOIN guardian g ON g.id = {p}"
     " WHERE m.id = {p} AND m.kind = 'notice'")
 _TAP = (
-    "SELECT t.scope, t.expires_at, g.id, g.name, g.locale, m.id, m.send_at, m.expires_at,"
+    "SELECT g.id, g.name, g.locale, m.id, m.send_at, m.expires_at IS NULL OR m.expires_at > {p},"
     " EXISTS (SELECT 1 FROM receipt r WHERE r.message_id = m.id AND r.guardian_id = g.id),"
     " EXISTS (SELECT 1 FROM survey_answer a WHERE a.message_id = m.id AND a.guardian_id = g.id)"
     " OR EXISTS (SELECT 1 FROM reply r WHERE r.message_id = m.id AND r.guardian_id = g.id)"
     " FROM capability_token t JOIN guardian g ON g.id = t.guardian_id JOIN message m ON m.id = t.message_id"
-    " WHERE t.token_hash = {p} AND m.kind = 'notice'")
+    " WHERE t.token_hash = {p} AND t.scope = 'read' AND t.expires_at > {p} AND m.kind = 'notice'")
 _ATTACHMENTS = "SELECT id, filename, size FROM attachment WHERE message_id = {p} ORDER BY id"
 _utc = Message.send_at.python_value
 
@@ -64,7 +64,7 @@ class Tap:
     locale: str
     message_id: str
     sent: str               # the message's send time as stored: a page kept ready is for this one
-    expires_at: datetime | None
+    open: bool              # not expired yet: its survey takes answers
     read: bool              # reported before
     personal: bool          # answered its survey or replied: the page shows what they sent
 
@@ -93,15 +93,12 @@ def tap(app, token: str) -> Tap | None:
     """Return the tap of a valid read link of a notice, or None (:func:`tokens.resolve_token` tells why)."""
     if not tokens.well_formed(token):
         return None
-    found = db.fetch(_TAP, (tokens.digest(token),))
+    now = Message.expires_at.db_value(app.clock.now())     # times compare as stored
+    found = db.fetch(_TAP, (now, tokens.digest(token), now))
     if not found:
         return None
-    scope, token_expires_at, guardian_id, name, locale, message_id, sent, expires_at, read, personal = found[0]
-    try:
-        tokens.check_grant(app, "read", scope, token_expires_at)
-    except tokens.InvalidToken:
-        return None
-    return Tap(guardian_id, name, locale, message_id, sent, _utc(expires_at), bool(read), bool(personal))
+    guardian_id, name, locale, message_id, sent, still_open, read, personal = found[0]
+    return Tap(guardian_id, name, locale, message_id, sent, bool(still_open), bool(read), bool(personal))
 
 
 def attachment_links(page: MessagePage) -> list[AttachmentLink]:

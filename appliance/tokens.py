@@ -93,21 +93,16 @@ def resolve_token(app, token: str, scope: str) -> TokenGrant:
     if not found:
         raise InvalidToken("unknown")
     found_scope, guardian_id, message_id, expires_at = found[0]
-    check_grant(app, scope, found_scope, expires_at)
+    if found_scope != scope:
+        raise InvalidToken("scope")
+    if CapabilityToken.expires_at.python_value(expires_at) <= app.clock.now():
+        raise InvalidToken("expired")
     return TokenGrant(guardian_id, message_id)
 
 
 def well_formed(token: str) -> bool:
     """Whether a link's token may be looked up at all (longer or non-ASCII input is refused unhashed)."""
     return bool(token) and len(token) <= MAX_LENGTH and token.isascii()
-
-
-def check_grant(app, scope: str, found_scope: str, expires_at) -> None:
-    """Raise InvalidToken unless a stored token (its scope and expiry as stored) is valid for a scope now."""
-    if found_scope != scope:
-        raise InvalidToken("scope")
-    if CapabilityToken.expires_at.python_value(expires_at) <= app.clock.now():
-        raise InvalidToken("expired")
 
 
 def revoke_token(token: str) -> bool:

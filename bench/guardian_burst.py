@@ -1,19 +1,21 @@
 """Benchmark: a burst of guardians opening their links (/r/<token> read reports, /c/<token> CoCo-net) under gunicorn.
 
-Run with ``.venv/bin/python bench/guardian_burst.py [--with-blast] [--workers N] [--threads N]``.
+Run with ``.venv/bin/python bench/guardian_burst.py [--with-blast] [--workers N] [--keep-alive]``.
 In a throw-away data dir it seeds 40,000 guardians in ``--schools`` schools
 (``bench/webui_latency.py``'s ``seed``, with signed-in staff at the first school), then plays
 a regional earthquake: every school sends a message to all its guardians and opens a CoCo-net
 event with every class marked protected and a few notices. It issues a read token per
 guardian (``tokens.issue_tokens``) and a CoCo-net link per guardian
 (``coconet.guardian_links``), and starts gunicorn as ``appliance web`` does
-(``gunicorn_command``; ``--workers`` and ``--threads`` change it, to compare).
+(``gunicorn_command``: the front's worker, webui/front.py; ``--workers`` changes their number).
 
 The load generator is wrk (Debian's package; ``bench/burst.lua`` gives every request a
 different guardian's link): ``--connections`` connections on ``--wrk-threads`` threads, each
 sending its next request as soon as the last answer is in (closed loop: the most the server
-gives; gunicorn's sync workers close the connection after every answer and wrk opens it
-again, inside the request's time). wrk's C costs a small part of what the server spends.
+gives). Each request comes on a connection of its own, as each guardian's phone opens its
+own (``Connection: close``; wrk connects again inside the request's time); ``--keep-alive``
+sends them one after another on the same connections instead, to compare. wrk's C costs a
+small part of what the server spends.
 
 Each burst runs ``--seconds`` and sends every request to a different guardian's link (a
 link is sent again only once wrk runs out of them, and the figures say so): every /r/
@@ -27,9 +29,10 @@ a class's roll call during the CoCo-net burst. ``--with-blast`` runs bench/blast
 measures while its MTA sends. ``--profile N`` instead opens N /r/ links (and N /c/ links) in
 this process with Flask's test client under cProfile and prints where the time goes.
 
-After the two bursts the same gunicorn command serves bench/_reference_app.py (a Flask view
-answering a fixed 2.5 KB page) and gets the same burst: gunicorn's and Flask's own share of an
-answer on this machine, in the same run.
+After the two bursts the same gunicorn command serves bench/_reference_app.py, a fixed 2.5 KB
+page, and gets the same two bursts: for /r/ links the ASGI callable answers it alone (the
+server's own share of a first tap), for /c/ links a Flask view does (the share of every page
+Flask renders), on this machine, in the same run.
 
 Prints figures and the targets (2,000 requests/s with p99 under 250 ms); asserts nothing.
 ``cpu ms`` is the web workers' CPU time (user and system, from /proc) per answer, the staff
@@ -105,13 +108,14 @@ HEADER = (f"{'burst':<22} {'answers':>7} {'s':>6} {'req/s':>8} {'p50 ms':>8} {'p
           f"{'max ms':>8} {'KB':>6} {'cpu ms':>7}  {TARGET_RATE}/s & p99<{TARGET_P99_MS}ms  statuses")
 
 
-def burst(base: str, paths: list[str], connections: int, seconds: float, threads: int) -> Result:
+def burst(base: str, paths: list[str], connections: int, seconds: float, threads: int,
+          keep_alive: bool = False) -> Result:
     """GET each path (once, while they last) with wrk over `connections` connections for `seconds`."""
     with tempfile.NamedTemporaryFile("w", suffix=".paths") as listed:
         listed.write("\n".join(paths) + "\n")
         listed.flush()
         run = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s",
-                              "-s", str(LUA), f"http://{base}", "--", str(threads)],
+                              "-s", str(LUA), f"http://{base}", "--", str(threads), "keep-alive" if keep_alive else "close"],
                              env=dict(os.environ, BURST_PATHS=listed.name), capture_output=True, text=True,
                              check=True)
     summary = [line for line in run.stdout.splitlines() if line.startswith("BURST ")]
@@ -216,7 +220,7 @@ def workers_cpu(master: int) -> float:
 def measured_burst(web: subprocess.Popen, bind: str, paths: list[str], args: argparse.Namespace) -> Result:
     """One burst, with the CPU time gunicorn's workers spent on it."""
     cpu_before = workers_cpu(web.pid)
-    result = burst(bind, paths, args.connections, args.seconds, args.wrk_threads)
+    result = burst(bind, paths, args.connections, args.seconds, args.wrk_threads, args.keep_alive)
     result.cpu = workers_cpu(web.pid) - cpu_before
     return result
 
@@ -236,15 +240,16 @@ def run(args: argparse.Namespace) -> None:
             profile(app, read, check, args.profile, args.profile_lines)
             return
         db.close_database()     # gunicorn's workers have the database to themselves
-        command = web_command(app, workers=args.workers, threads=args.threads)
+        command = web_command(app, workers=args.workers)
         web = serve(command, app, workdir / "web.log", bind)
         burst(bind, [read[-1], check[-1]], 4, 1, 1)       # warm every worker: templates, connections
         if args.with_blast:
             blast = Blast(args.blast_guardians)
             blast.wait_sending()
         workers = command[command.index("--workers") + 1]
-        print(f"\ngunicorn: {workers} workers{f' x {args.threads} threads (gthread)' if args.threads else ' (sync)'}, "
-              f"wrk: {args.connections} connections on {args.wrk_threads} threads, closed loop"
+        print(f"\ngunicorn: {workers} workers (webui.front.Worker), "
+              f"wrk: {args.connections} connections on {args.wrk_threads} threads, closed loop, "
+              f"{'keep-alive' if args.keep_alive else 'a connection per request'}"
               f", up to {args.seconds:g} s per burst, each request a different guardian", flush=True)
         results = {}
         for label, paths, pages in (("/r/<token> read report", read[:-1], PAGES),
@@ -256,10 +261,11 @@ def run(args: argparse.Namespace) -> None:
                 staff.join()
             print(f"{label}: load average before {load_before}, after {load()}", flush=True)
         stop_process(web)
-        # The reference: the same gunicorn serving a fixed page (bench/_reference_app.py), the same burst.
+        # The references: the same gunicorn serving a fixed page (bench/_reference_app.py), the same bursts.
         web = serve(command[:-1] + ["--chdir", str(Path(__file__).parent), "_reference_app:app"], app,
                     workdir / "reference.log", bind)
-        results["reference (fixed page)"] = measured_burst(web, bind, read[:-1], args)
+        results["fixed page, server"] = measured_burst(web, bind, read[:-1], args)
+        results["fixed page, Flask"] = measured_burst(web, bind, check[:-1], args)
         if blast is not None and blast.process.poll() is not None:
             print(f"WARNING: blast.py ended (exit {blast.process.returncode}) before the bursts did: part of "
                   "them ran without the blast (lower --seconds or raise --blast-guardians)")
@@ -287,8 +293,8 @@ def main() -> None:
     parser.add_argument("--wrk-threads", type=int, default=1, help="wrk's threads")
     parser.add_argument("--seconds", type=float, default=20.0, help="longest a burst runs")
     parser.add_argument("--workers", type=int, default=0, help="gunicorn workers (default: [web] workers)")
-    parser.add_argument("--threads", type=int, default=0, metavar="N",
-                        help="gthread workers with N threads each instead of `appliance web`'s sync workers")
+    parser.add_argument("--keep-alive", action="store_true",
+                        help="send the requests one after another on the connections (default: one per connection)")
     parser.add_argument("--staff", type=int, default=5, help="signed-in staff opening pages during each burst (0: none)")
     parser.add_argument("--think", type=float, default=1.0, help="average seconds between a staff member's pages")
     parser.add_argument("--with-blast", action="store_true", help="measure while bench/blast.py's MTA sends")

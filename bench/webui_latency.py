@@ -5,7 +5,7 @@ throw-away data dir it seeds 40,000 guardians with 4 addresses each (``seed_benc
 ``appliance bench seed`` runs; one school by default, the largest a page can face), creates
 one message to all of them (160,000 deliveries, the follow-up page's subject) and 20
 school_admin accounts, then starts gunicorn as ``appliance serve`` does (its web command,
-2 sync workers; ``--threads N`` tries gthread workers instead). Each of 20 clients signs
+2 workers, each an event loop before Flask on a pool of threads: webui/front.py). Each of 20 clients signs
 in through the form (a real CSRF token) and then, on its own thread, opens the pages one
 after another, round and round, for ``--seconds``: with no pause by default (the worst
 case), or with ``--think SECONDS`` (on average; each pause is drawn between half and one
@@ -111,13 +111,11 @@ def seed(data_dir: Path, args: argparse.Namespace, bind: str) -> tuple:
     return app, school.code, message.id
 
 
-def web_command(app, *, workers: int = 0, threads: int = 0) -> list[str]:
-    """The gunicorn command `appliance web` runs, with other workers if asked (to compare)."""
+def web_command(app, *, workers: int = 0) -> list[str]:
+    """The gunicorn command `appliance web` runs, with another number of workers if asked (to compare)."""
     command = gunicorn_command(app)     # [python, -m, gunicorn, --workers, N, ...]
     if workers:
         command[command.index("--workers") + 1] = str(workers)
-    if threads:
-        command[3:3] = ["--worker-class", "gthread", "--threads", str(threads)]
     return command
 
 
@@ -250,7 +248,7 @@ def run(args: argparse.Namespace) -> None:
     try:
         app, code, message_id = seed(workdir / "data", args, bind)
         db.close_database()     # gunicorn's workers have the database to themselves
-        web = serve(web_command(app, threads=args.threads), app, workdir / "web.log", bind)
+        web = serve(web_command(app), app, workdir / "web.log", bind)
         clients = [Staff(f"http://{bind}") for _ in range(args.clients)]
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
             list(pool.map(lambda n: clients[n].sign_in(f"bench-staff{n:02d}"), range(args.clients)))
@@ -259,7 +257,7 @@ def run(args: argparse.Namespace) -> None:
             for path in paths:
                 client.get(path)
         print(f"cpus: {os.cpu_count()}, load average {load()}, "
-              f"gunicorn workers: {app.config['web']['workers']}{f' x {args.threads} threads' if args.threads else ''}, "
+              f"gunicorn workers: {app.config['web']['workers']}, "
               f"{args.clients} signed-in staff, "
               f"{f'thinking {args.think:g} s between pages' if args.think else 'no pause between pages'}, "
               f"{args.seconds:.0f} s")
@@ -294,9 +292,6 @@ def main() -> None:
     parser.add_argument("--guardians", type=int, default=40_000)
     parser.add_argument("--addresses", type=int, default=4, help="addresses per guardian (1-4)")
     parser.add_argument("--schools", type=int, default=1, help="schools the guardians are shared out over")
-    parser.add_argument("--threads", type=int, default=0, metavar="N",
-                        help="run gunicorn's gthread workers with N threads each instead of the sync workers "
-                             "`appliance serve` runs (to compare)")
     parser.add_argument("--with-blast", action="store_true", help="measure while bench/blast.py's MTA sends")
     parser.add_argument("--blast-guardians", type=int, default=40_000, help="blast.py --guardians")
     signal.signal(signal.SIGTERM, signal.default_int_handler)   # a kill stops blast.py and gunicorn too

@@ -1,26 +1,33 @@
 """The web UI as gunicorn serves it: an ASGI front before the Flask app (``webui.front:create_front()``).
 
-Every request but one kind goes to Flask, which a2wsgi runs on a pool of threads. That
-one kind comes 40,000 times within a minute after a school sends: a guardian's tap on a
-notice's link, ``GET /r/<token>``. The front answers it itself when the answer is the
-page Flask keeps ready for the message (webui/skeleton.py): the tap is read in one
-statement (appliance/message_page.py), its read report is committed together with the
-other taps waiting (webui/group_commit.py), and the page is filled in with the
-guardian's name and link. Anything else about such a request, an unknown, expired or
-limited link, a guardian who answered or replied, a page not kept yet, a failed commit,
-goes to Flask, which decides and renders as always; the front only ever repeats what
-Flask has rendered.
+gunicorn runs it in :class:`Worker` (uvicorn's worker, on uvloop and httptools): one event
+loop per process, which keeps idle and slow connections without holding a worker. How a
+request is answered:
 
-gunicorn runs it in :class:`Worker` (uvicorn's, on uvloop and httptools): one event loop
-per process, so a worker keeps connections alive and serves thousands of taps a
-second, where a sync worker spent most of a tap on its own HTTP handling.
+- ``GET /r/<token>``, a guardian's tap on a notice's link, comes 40,000 times within a
+  minute after a school sends. The front answers it itself when the answer is the page
+  Flask keeps ready for the message (webui/skeleton.py): the tap is read in one statement
+  (appliance/message_page.py), its read report is committed together with the other taps
+  waiting (webui/group_commit.py), and the page is filled in with the guardian's name and
+  link. Anything else about such a tap (an unknown, expired or limited link, a guardian
+  who answered or replied, a page not kept yet, a failed commit) goes to Flask, which
+  decides and renders as always: the front only ever repeats what Flask rendered.
+- Every other request without a body (GET, HEAD) is run by Flask in the loop, one at a
+  time, as a sync worker would: a page is CPU work, and handing it to a thread and back
+  cost a CoCo-net page ~40% more, while threads taking the interpreter in turns made a
+  staff page wait behind every guardian's (bench/guardian_burst.py).
+- Requests with a body (forms, uploads) run on a pool of threads (a2wsgi), since a phone
+  on one bar may take a minute to send 1 MB and the loop must not wait for it.
 """
 from __future__ import annotations
 
+import asyncio
+import io
 import logging
 import re
 
 from a2wsgi import WSGIMiddleware
+from a2wsgi.wsgi import build_environ
 from uvicorn_worker import UvicornWorker
 
 from appliance import message_page
@@ -28,7 +35,7 @@ from webui import SECURITY_HEADERS, access_log, capability, create_app
 from webui.group_commit import GroupCommit
 from webui.guardian.message import ready_page
 
-FLASK_THREADS = 8       # Flask requests in progress at once per worker (staff pages, forms, downloads)
+FLASK_THREADS = 8       # requests with a body Flask answers at once per worker
 _FIRST_TAP = re.compile(r"/r/([A-Za-z0-9_-]{1,64})\Z")
 _log = logging.getLogger("renraku.access")
 
@@ -47,17 +54,18 @@ class Front:
         self.flask = WSGIMiddleware(flask_app, workers=FLASK_THREADS)
         self.reads = GroupCommit(self.appliance)
         self._headers: dict[str, list[tuple[bytes, bytes]]] = {}
+        self._lines: list[str] = []
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
-        elif scope["type"] == "http":
+        if scope["type"] == "http":        # the worker sends no lifespan events; there are no websockets
             sent = _Sent(send)
             try:
-                if not await self._first_tap(scope, sent):
+                if scope["method"] not in ("GET", "HEAD"):
                     await self.flask(scope, receive, sent)
+                elif not await self._first_tap(scope, sent):
+                    await flask_in_loop(self.flask_app, scope, sent)
             finally:
-                _log.info(access_log.line(scope, sent.status, sent.length))
+                self._log(access_log.line(scope, sent.status, sent.length))
 
     async def _first_tap(self, scope, send) -> bool:
         """Answer a tap on a notice's link with its page kept ready; False: Flask answers it."""
@@ -93,15 +101,32 @@ class Front:
             self._headers[locale] = [(name.lower().encode(), value.encode()) for name, value in named.items()]
         return self._headers[locale]
 
-    async def _lifespan(self, receive, send) -> None:
-        while True:
-            event = await receive()
-            if event["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif event["type"] == "lifespan.shutdown":
-                self.reads.close()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+    def _log(self, line: str) -> None:
+        """Write the access log's lines of a turn of the loop as one record: one each cost a tap ~10%."""
+        if not self._lines:
+            asyncio.get_running_loop().call_soon(self._write_log)
+        self._lines.append(line)
+
+    def _write_log(self) -> None:
+        lines, self._lines = self._lines, []
+        _log.info("\n".join(lines))
+
+
+async def flask_in_loop(flask_app, scope, send) -> None:
+    """Answer a request without a body by running the Flask app on the loop's own thread."""
+    environ = build_environ(scope, io.BytesIO())
+    started = {}
+
+    def start_response(status, headers, exc_info=None):
+        started.update(status=int(status.split(" ", 1)[0]),
+                       headers=[(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers])
+    answer = flask_app(environ, start_response)
+    try:
+        body = b"".join(answer)
+    finally:
+        getattr(answer, "close", lambda: None)()
+    await send({"type": "http.response.start", **started})
+    await send({"type": "http.response.body", "body": body})
 
 
 class _Sent:
@@ -123,7 +148,7 @@ class Worker(UvicornWorker):
     access log (gunicorn's handlers, links redacted) instead of uvicorn's, which would log every link's token,
     and the client address as the connection gives it (no proxy before us rewrites it)."""
 
-    CONFIG_KWARGS = {**UvicornWorker.CONFIG_KWARGS, "lifespan": "on", "access_log": False,
+    CONFIG_KWARGS = {**UvicornWorker.CONFIG_KWARGS, "lifespan": "off", "access_log": False,
                      "proxy_headers": False, "server_header": False}
 
     def __init__(self, *args, **kwargs):

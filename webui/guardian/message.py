@@ -64,8 +64,8 @@ def _page(token: str, page: MessagePage, *, status: int = 200, **shown):
 
 # --- the page of a first tap, kept ready (webui/skeleton.py) -------------------------------------
 
-def _ready_key(app, tap: message_page.Tap) -> tuple:
-    return tap.message_id, tap.sent, tap.locale, surveys.is_open(app, tap.expires_at)
+def _ready_key(tap: message_page.Tap) -> tuple:
+    return tap.message_id, tap.sent, tap.locale, tap.open
 
 
 def ready_page(flask_app, tap: message_page.Tap, token: str) -> bytes | None:
@@ -73,7 +73,7 @@ def ready_page(flask_app, tap: message_page.Tap, token: str) -> bytes | None:
 
     Also what webui/front.py answers a tap with, without Flask.
     """
-    skeleton = flask_app.extensions["ready_pages"].get(_ready_key(flask_app.extensions["appliance"], tap))
+    skeleton = flask_app.extensions["ready_pages"].get(_ready_key(tap))
     if skeleton is None:
         return None
     return skeleton.fill({"name": tap.guardian_name, "token": token,
@@ -87,7 +87,7 @@ def _keep_ready(tap: message_page.Tap) -> None:
 
     def render(marker: dict[str, str]) -> str:
         return _html(marker["token"], marker["form_token"], replace(page, guardian_name=marker["name"]))
-    current_app.extensions["ready_pages"].put(_ready_key(g.appliance, tap),
+    current_app.extensions["ready_pages"].put(_ready_key(tap),
                                               Skeleton.render(render, ("name", "token", "form_token")))
 
 
