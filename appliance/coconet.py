@@ -385,6 +385,14 @@ def guardian_view(guardian_id: str) -> GuardianView:
 
 def record_check(app, view: GuardianView, kind: str, *, event_id: str | None = None, body: str = "") -> int:
     """Record a guardian's read report: an opening (every event shown), or a confirmation or reply to one."""
+    rows = check_rows(app, view, kind, event_id=event_id, body=body)
+    with db.write():
+        insert_checks(rows)
+    return len(rows)
+
+
+def check_rows(app, view: GuardianView, kind: str, *, event_id: str | None = None, body: str = "") -> list[tuple]:
+    """Validate a guardian's read report and return its rows, for :func:`insert_checks`."""
     if kind not in CHECK_KINDS:
         raise InvalidInput(f"確認の種類が不明です: {kind!r}")
     if kind == "open":
@@ -396,10 +404,15 @@ def record_check(app, view: GuardianView, kind: str, *, event_id: str | None = N
         event_ids = [event_id]
     body = _text(body, MAX_REPLY, "返信", required=kind == "reply") if kind == "reply" else ""
     now = app.clock.now()
-    with db.write():
-        db.insert_rows(CoconetCheck, _CHECK_FIELDS,
-                       [(uuid7(), eid, view.guardian_id, kind, body, app.site, now) for eid in event_ids])
-    return len(event_ids)
+    return [(uuid7(), eid, view.guardian_id, kind, body, app.site, now) for eid in event_ids]
+
+
+def insert_checks(rows: list[tuple]) -> None:
+    """Inside the caller's write transaction: insert read reports made by :func:`check_rows`.
+
+    The web front commits the openings of many guardians in one transaction (webui/group_commit.py).
+    """
+    db.insert_rows(CoconetCheck, _CHECK_FIELDS, rows)
 
 
 # --- the school's dashboard -------------------------------------------------------------------

@@ -10,8 +10,6 @@ distinct guardians, so the union changes nothing.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from appliance import db
 from appliance.ids import uuid7
 from appliance.models import Receipt
@@ -26,24 +24,19 @@ def record_read(app, message_id: str, guardian_id: str) -> bool:
     """Record that the guardian read the message; return False when it was recorded before."""
     if db.fetch(_SEEN, (message_id, guardian_id)):        # a repeat tap reads and takes no write lock: bursts are mostly repeats
         return False
-    return record_reads(app, [(message_id, guardian_id)])[0]
-
-
-def record_reads(app, taps: Sequence[tuple[str, str]]) -> list[bool]:
-    """Record reads of (message id, guardian id) in one transaction; return, per tap, whether it was the first.
-
-    The web front commits the taps that arrive while one commit runs as the next one
-    (webui/group_commit.py): each answers only once its report is committed.
-    """
-    sql = _RECORD.format(p=db.database.param)
-    at = Receipt.at.db_value(app.clock.now())
-    first = []
     with db.write():
-        for message_id, guardian_id in taps:
-            cursor = db.database.execute_sql(sql, (uuid7(), message_id, guardian_id, app.site, at, message_id,
-                                                   guardian_id))
-            first.append(db.database.rows_affected(cursor) > 0)
-    return first
+        return insert_read(app, message_id, guardian_id)
+
+
+def insert_read(app, message_id: str, guardian_id: str) -> bool:
+    """Inside the caller's write transaction: record a read unless there is one; return whether it was the first.
+
+    The web front commits the reports of many taps in one transaction (webui/group_commit.py).
+    """
+    cursor = db.database.execute_sql(_RECORD.format(p=db.database.param),
+                                     (uuid7(), message_id, guardian_id, app.site, Receipt.at.db_value(app.clock.now()),
+                                      message_id, guardian_id))
+    return db.database.rows_affected(cursor) > 0
 
 
 def read_at(message_id: str, guardian_id: str):

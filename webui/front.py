@@ -25,19 +25,21 @@ import asyncio
 import io
 import logging
 import re
+from functools import partial
 
 from a2wsgi import WSGIMiddleware
 from a2wsgi.wsgi import build_environ
 from uvicorn_worker import UvicornWorker
 
-from appliance import message_page
+from appliance import message_page, receipts
 from webui import SECURITY_HEADERS, access_log, capability, create_app
-from webui.group_commit import GroupCommit
+from webui.group_commit import WRITES, GroupCommit
 from webui.guardian.message import ready_page
 
 FLASK_THREADS = 8       # requests with a body Flask answers at once per worker
 _FIRST_TAP = re.compile(r"/r/([A-Za-z0-9_-]{1,64})\Z")
 _log = logging.getLogger("renraku.access")
+_failures = logging.getLogger(__name__)
 
 
 def create_front():
@@ -52,7 +54,7 @@ class Front:
         self.flask_app = flask_app
         self.appliance = flask_app.extensions["appliance"]
         self.flask = WSGIMiddleware(flask_app, workers=FLASK_THREADS)
-        self.reads = GroupCommit(self.appliance)
+        self.commits = GroupCommit()
         self._headers: dict[str, list[tuple[bytes, bytes]]] = {}
         self._lines: list[str] = []
 
@@ -63,7 +65,7 @@ class Front:
                 if scope["method"] not in ("GET", "HEAD"):
                     await self.flask(scope, receive, sent)
                 elif not await self._first_tap(scope, sent):
-                    await flask_in_loop(self.flask_app, scope, sent)
+                    await flask_in_loop(self.flask_app, scope, sent, self.commits)
             finally:
                 self._log(access_log.line(scope, sent.status, sent.length))
 
@@ -84,9 +86,10 @@ class Front:
             return False
         if not tap.read:
             try:
-                await self.reads.record_read(tap.message_id, tap.guardian_id)
+                await self.commits.commit([partial(receipts.insert_read, self.appliance, tap.message_id,
+                                                   tap.guardian_id)])
             except Exception:           # noqa: BLE001 -- Flask tries again and answers as it answers failures
-                logging.getLogger(__name__).exception("a group commit of read reports failed")
+                _failures.exception("a group commit failed; Flask answers the tap")
                 return False
         headers = [*self._page_headers(tap.locale), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -112,9 +115,23 @@ class Front:
         _log.info("\n".join(lines))
 
 
-async def flask_in_loop(flask_app, scope, send) -> None:
-    """Answer a request without a body by running the Flask app on the loop's own thread."""
-    environ = build_environ(scope, io.BytesIO())
+async def flask_in_loop(flask_app, scope, send, commits: GroupCommit | None = None) -> None:
+    """Answer a request without a body by running the Flask app on the loop's own thread; the writes its view
+    leaves for later (group_commit.before_answer) are committed with ``commits`` before the answer goes out."""
+    writes = []
+    status, headers, body = _run_flask(flask_app, scope, {WRITES: writes} if commits else {})
+    if writes:
+        try:
+            await commits.commit(writes)
+        except Exception:               # noqa: BLE001 -- run again, writing at once: Flask answers a failure
+            _failures.exception("a group commit failed; Flask answers the request writing itself")
+            status, headers, body = _run_flask(flask_app, scope, {})
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _run_flask(flask_app, scope, extra: dict) -> tuple[int, list, bytes]:
+    environ = {**build_environ(scope, io.BytesIO()), **extra}
     started = {}
 
     def start_response(status, headers, exc_info=None):
@@ -125,8 +142,7 @@ async def flask_in_loop(flask_app, scope, send) -> None:
         body = b"".join(answer)
     finally:
         getattr(answer, "close", lambda: None)()
-    await send({"type": "http.response.start", **started})
-    await send({"type": "http.response.body", "body": body})
+    return started["status"], started["headers"], body
 
 
 class _Sent:

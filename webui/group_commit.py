@@ -1,39 +1,59 @@
-"""Read reports of many taps committed in one transaction, each tap answered once its own is committed.
+"""The facts of many guardians' requests committed in one transaction, each answered once its own are committed.
 
-A burst of first taps is a burst of small writes: one transaction each costs the write
-lock, a WAL append and, in every other process, a cold page cache. The front
-(webui/front.py) hands each tap's report to :class:`GroupCommit` and waits: while one
-transaction commits on the worker's writer thread, the taps that arrive meanwhile wait
-together and go in the next. The loop never waits for the write lock itself, which the
-MTA holds for its own batches during a send: it goes on reading taps, and they make the
-next transaction bigger. A report is still committed before its page is answered, so a guardian who saw
-"read" acknowledged has a report that is kept (appliance/receipts.py).
+A burst of guardians is a burst of small writes: every tap on a notice's link records a
+read report, every opening of CoCo-net a read report of its own. One transaction each
+costs the write lock, a WAL append and, in every other process, a cold page cache; and
+during a send the MTA holds the lock for its own batches. So the front (webui/front.py)
+hands the writes of the requests it runs in its event loop to :class:`GroupCommit` and
+waits: while one transaction commits on the worker's writer thread, the writes that
+arrive meanwhile wait together and go in the next. The loop never waits for the lock
+itself: it goes on answering, and what it takes in makes the next transaction bigger.
+A fact is still committed before its page is answered, so a guardian who saw "read"
+acknowledged has a report that is kept (appliance/receipts.py).
+
+A Flask view writes such a fact through :func:`before_answer`: with the front's other
+writes when the front runs the request in its loop, at once otherwise (tests, threads).
 """
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from appliance import receipts
+from flask import request
+
+from appliance import db
+
+# The environ key under which the front collects a request's writes (a list of callables).
+WRITES = "renraku.writes_before_answer"
+
+
+def before_answer(write: Callable[[], object]) -> None:
+    """Have ``write`` (statements without a transaction of their own) committed before the answer goes out."""
+    later = request.environ.get(WRITES)
+    if later is None:
+        with db.write():
+            write()
+    else:
+        later.append(write)
 
 
 class GroupCommit:
-    """One writer thread per worker, committing the read reports that wait, all together."""
+    """One writer thread per worker, committing the writes that wait, all together."""
 
-    def __init__(self, app):
-        self._app = app
-        self._waiting: list[tuple[str, str, asyncio.Future]] = []
+    def __init__(self):
+        self._waiting: list[tuple[Callable[[], object], asyncio.Future]] = []
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="group-commit")
         self._committing: asyncio.Task | None = None
 
-    async def record_read(self, message_id: str, guardian_id: str) -> bool:
-        """Record a read once it is committed; return whether it was the first (raises what the commit raised)."""
+    async def commit(self, writes: list[Callable[[], object]]) -> list:
+        """Run the writes in the next transaction; return their results once it is committed (or raise its error)."""
         loop = asyncio.get_running_loop()
-        committed = loop.create_future()
-        self._waiting.append((message_id, guardian_id, committed))
+        done = [loop.create_future() for _ in writes]
+        self._waiting.extend(zip(writes, done))
         if self._committing is None:
             self._committing = loop.create_task(self._commit_waiting())
-        return await committed
+        return list(await asyncio.gather(*done))
 
     async def _commit_waiting(self) -> None:
         loop = asyncio.get_running_loop()
@@ -41,15 +61,19 @@ class GroupCommit:
             while self._waiting:
                 batch, self._waiting = self._waiting, []
                 try:
-                    first = await loop.run_in_executor(self._writer, receipts.record_reads, self._app,
-                                                       [(message_id, guardian_id) for message_id, guardian_id, _ in batch])
-                except Exception as failed:     # every tap of the batch is answered by Flask instead
-                    for *_, committed in batch:
-                        if not committed.done():
-                            committed.set_exception(failed)
+                    results = await loop.run_in_executor(self._writer, _run, [write for write, _ in batch])
+                except Exception as failed:     # every request of the batch is answered by Flask instead
+                    for _, done in batch:
+                        if not done.done():
+                            done.set_exception(failed)
                 else:
-                    for (*_, committed), was_first in zip(batch, first):
-                        if not committed.done():
-                            committed.set_result(was_first)
+                    for (_, done), result in zip(batch, results):
+                        if not done.done():
+                            done.set_result(result)
         finally:
             self._committing = None
+
+
+def _run(writes: list[Callable[[], object]]) -> list:
+    with db.write():
+        return [write() for write in writes]

@@ -14,6 +14,7 @@ shared with the guardian's message pages.
 """
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from flask import g, make_response, redirect, request, url_for
@@ -23,6 +24,7 @@ from appliance import coconet
 from appliance.errors import ApplianceError
 from webui import capability
 from webui.access import PUBLIC, access
+from webui.group_commit import before_answer
 from webui.i18n import render_in
 from webui.coconet import bp
 
@@ -36,7 +38,9 @@ INLINE_CSS = (Path(__file__).parent.parent / "static" / "coconet-guardian.css").
 def guardian_show(token: str):
     """The page a guardian's link opens; each opening is recorded."""
     view = _view(token)
-    coconet.record_check(g.appliance, view, "open")
+    rows = coconet.check_rows(g.appliance, view, "open")
+    if rows:
+        before_answer(partial(coconet.insert_checks, rows))
     return _page(view, token)
 
 

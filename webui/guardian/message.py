@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from functools import partial
 
 from flask import abort, current_app, g, make_response, redirect, request, url_for
 
@@ -20,6 +21,7 @@ from webui import capability
 from webui.access import PUBLIC, access
 from webui.downloads import file_response
 from webui.guardian import bp
+from webui.group_commit import before_answer
 from webui.i18n import render_in
 from webui.skeleton import Skeleton
 
@@ -100,7 +102,7 @@ def message_show(token: str):
         capability.resolve(token, "read")       # InvalidToken (counted against guessing) or 429
         abort(404)                              # a valid grant of no notice
     if not tap.read:
-        receipts.record_reads(g.appliance, [(tap.message_id, tap.guardian_id)])
+        before_answer(partial(receipts.insert_read, g.appliance, tap.message_id, tap.guardian_id))
     notice = {"answers": "answers", "reply": "reply"}.get(request.args.get("saved", ""), "")
     if tap.personal or notice:
         page = message_page.load(tap.message_id, tap.guardian_id)
