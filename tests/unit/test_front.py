@@ -1,0 +1,266 @@
+"""The ASGI front (webui/front.py), driven directly: first taps answered from the page Flask keeps ready,
+read reports committed together, everything else through Flask as before, an access log without tokens."""
+import asyncio
+import logging
+import re
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+import pytest
+
+from appliance import coconet, message_page, ratelimit, receipts, surveys
+from appliance.guardians import add_guardian
+from appliance.models import Guardian, GuardianLink, Receipt, SurveyAnswer
+from tests.unit.guardian_fixtures import form_token
+from webui.front import Front
+from webui.guardian.message import ready_page
+
+CLIENT = "127.0.0.1"
+MARKER = re.compile(rb"slot[0-9a-f]{16}")       # webui/skeleton.py's markers
+ANSWERS_NOTICE = '<p class="ok" role="status">回答を送信しました。期限までは何度でも変更できます。</p>'.encode()
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+async def call(front, target: str, *, method: str = "GET", body: bytes = b"", headers=(), client: str = CLIENT):
+    """One request through the ASGI app, as uvicorn would hand it over; the answer collected."""
+    path, _, query = target.partition("?")
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
+             "path": path, "raw_path": path.encode(), "query_string": query.encode(), "root_path": "",
+             "headers": [(b"host", b"testserver"), *headers], "client": (client, 50000),
+             "server": ("testserver", 80)}
+    sent = []
+
+    async def receive():
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(event):
+        sent.append(event)
+
+    await front(scope, receive, send)
+    start = sent[0]
+    assert start["type"] == "http.response.start"
+    return Answer(start["status"], {name.decode(): value.decode() for name, value in start["headers"]},
+                  b"".join(event.get("body", b"") for event in sent[1:]))
+
+
+def request(front, target: str, **options) -> Answer:
+    return asyncio.run(call(front, target, **options))
+
+
+def together(front, targets: list[str]) -> list[Answer]:
+    """Requests arriving at once: all taken in by the same event loop (one asyncio.run, one gather)."""
+    async def all_of_them():
+        return await asyncio.gather(*(call(front, target) for target in targets))
+    return asyncio.run(all_of_them())
+
+
+@pytest.fixture
+def front(web):
+    front = Front(web)
+    yield front
+    front.flask.executor.shutdown(wait=True)
+
+
+@pytest.fixture
+def flask_paths(web):
+    """The paths the Flask app was called for (its WSGI app wrapped): a tap the front answered is not there."""
+    called = []
+    wsgi_app = web.wsgi_app
+
+    def counting(environ, start_response):
+        called.append(environ["PATH_INFO"])
+        return wsgi_app(environ, start_response)
+    web.wsgi_app = counting
+    return called
+
+
+@pytest.fixture
+def paths(app, families):
+    """Taro's and Hanako's read links of the message."""
+    return families.link(app, families.taro), families.link(app, families.hanako)
+
+
+@pytest.fixture
+def ready(front, flask_paths, paths):
+    """The same links, once Taro's first tap (answered by Flask) made the message's page ready."""
+    request(front, paths[0])
+    return paths
+
+
+def token_of(path: str) -> str:
+    return path.rsplit("/", 1)[1]
+
+
+def receipts_of(families, guardian) -> int:
+    return Receipt.select().where((Receipt.message == families.message.id) & (Receipt.guardian == guardian.id)).count()
+
+
+def more_guardians(app, families, count: int) -> list[Guardian]:
+    [link] = GuardianLink.select().where(GuardianLink.guardian == families.hanako.id)
+    return [add_guardian(app, f"保護者 {number}", student_ids=[link.student_id], emails=[f"g{number}@example.jp"],
+                         approved=True) for number in range(count)]
+
+
+# --- the first tap, answered by the front ----------------------------------------------------------
+
+def test_the_first_tap_of_a_message_goes_to_flask_which_makes_its_page_ready(app, front, flask_paths, paths):
+    taro, _ = paths
+    tap = message_page.tap(app, token_of(taro))
+    assert ready_page(front.flask_app, tap, token_of(taro)) is None
+    answer = request(front, taro)
+    assert answer.status == 200 and flask_paths == [taro]
+    assert ready_page(front.flask_app, tap, token_of(taro)) == answer.body
+
+
+def test_a_tap_answered_by_the_front_is_the_page_and_headers_flask_gives(web, front, flask_paths, ready):
+    taro, hanako = ready
+    by_front = request(front, hanako)
+    assert by_front.status == 200 and flask_paths == [taro]     # Flask never saw Hanako's tap
+    by_flask = web.test_client().get(hanako)                   # read, not answered: the same page
+    assert by_front.body == by_flask.data
+    # Flask's Vary: Cookie only says that it looked for a staff session (on every request); the page is the same.
+    assert by_front.headers == {name.lower(): value for name, value in by_flask.headers.items() if name != "Vary"}
+    assert by_front.headers["content-security-policy"].startswith("default-src 'none'")
+    assert by_front.headers["x-frame-options"] == "DENY"
+    assert by_front.headers["cache-control"] == "private, no-cache"
+    assert by_front.headers["referrer-policy"] == "no-referrer"
+    assert by_front.headers["content-language"] == "ja"
+    assert by_front.headers["x-content-type-options"] == "nosniff"
+    assert by_front.headers["content-type"] == "text/html; charset=utf-8"
+    assert by_front.headers["content-length"] == str(len(by_front.body))
+
+
+# --- read reports ----------------------------------------------------------------------------------
+
+def test_a_guardian_tapping_several_times_at_once_is_one_read_report(front, flask_paths, families, ready):
+    taro, hanako = ready
+    answers = together(front, [hanako] * 5)
+    assert [answer.status for answer in answers] == [200] * 5 and flask_paths == [taro]
+    assert receipts_of(families, families.hanako) == 1
+    together(front, [hanako] * 3)                              # read before: nothing more written
+    assert receipts_of(families, families.hanako) == 1 and Receipt.select().count() == 2
+
+
+def test_many_guardians_tapping_at_once_are_all_recorded_in_one_transaction(app, front, flask_paths, families, ready,
+                                                                             monkeypatch):
+    taro, hanako = ready
+    others = more_guardians(app, families, 20)
+    record_reads, batches = receipts.record_reads, []
+
+    def counting(app, taps):
+        batches.append(len(taps))
+        return record_reads(app, taps)
+    monkeypatch.setattr(receipts, "record_reads", counting)
+    answers = together(front, [hanako] + [families.link(app, guardian) for guardian in others])
+    assert [answer.status for answer in answers] == [200] * 21 and flask_paths == [taro]
+    assert batches == [21]
+    assert all(receipts_of(families, guardian) == 1 for guardian in [families.taro, families.hanako, *others])
+    assert Receipt.select().count() == 22
+
+
+def test_a_failed_group_commit_still_answers_the_tap_and_flask_records_it(front, flask_paths, families, ready,
+                                                                          monkeypatch, caplog):
+    taro, hanako = ready
+    record_reads, failures = receipts.record_reads, []
+
+    def fails_once(*args):
+        if not failures:
+            failures.append(args)
+            raise RuntimeError("database is locked")
+        return record_reads(*args)
+    monkeypatch.setattr(receipts, "record_reads", fails_once)
+    answer = request(front, hanako)
+    assert answer.status == 200 and "佐藤 花子 様" in answer.body.decode()
+    assert failures and flask_paths == [taro, hanako]         # the front gave up, Flask answered
+    assert receipts_of(families, families.hanako) == 1
+    assert "a group commit of read reports failed" in caplog.text
+
+
+# --- what the page shows ---------------------------------------------------------------------------
+
+def test_each_guardian_sees_only_their_own_name_and_link_escaped(web, front, families, ready):
+    taro, hanako = ready
+    evil = "<script>&\"'"
+    Guardian.update(name=evil).where(Guardian.id == families.hanako.id).execute()
+    pages = {path: request(front, path).body for path in ready}
+    assert evil.encode() not in pages[hanako] and "&lt;script&gt;&amp;&#34;&#39; 様".encode() in pages[hanako]
+    assert "山田 太郎 様".encode() in pages[taro] and "山田 太郎".encode() not in pages[hanako]
+    assert b"&lt;script" not in pages[taro]
+    for own, other in ((taro, hanako), (hanako, taro)):
+        assert token_of(own).encode() in pages[own] and token_of(other).encode() not in pages[own]
+        assert form_token(pages[other].decode()).encode() not in pages[own]
+        assert not MARKER.search(pages[own])
+    rendered_in_full = web.test_client().get(hanako + "?saved=answers").data     # the template, no skeleton
+    assert pages[hanako] == rendered_in_full.replace(ANSWERS_NOTICE, b"")
+
+
+# --- what still goes to Flask ----------------------------------------------------------------------
+
+def test_an_unknown_link_is_flasks_404_and_guessing_locks_out_valid_links_too(front, flask_paths, ready):
+    _, hanako = ready
+    unknown = request(front, "/r/AAAAAAAAAAAAAAAAAAAAAA")
+    assert unknown.status == 404 and "このリンクは無効か、有効期限が切れています。" in unknown.body.decode()
+    assert flask_paths[-1] == "/r/AAAAAAAAAAAAAAAAAAAAAA"
+    for _ in range(ratelimit.TOKEN_GUESSES.count - 1):
+        assert request(front, "/r/BBBBBBBBBBBBBBBBBBBBBB").status == 404
+    locked = request(front, hanako)
+    assert locked.status == 429 and flask_paths[-1] == hanako
+    assert request(front, hanako, client="192.0.2.7").status == 200        # another client is not held back
+
+
+def test_a_guardian_who_answered_gets_flasks_page_with_the_answers(app, front, flask_paths, families, ready):
+    _, hanako = ready
+    surveys.record_answers(app, families.message.id, families.hanako.id, {"q1": ["欠席"]})
+    answer = request(front, hanako)
+    assert answer.status == 200 and flask_paths[-1] == hanako
+    assert 'value="欠席" checked' in answer.body.decode() and "回答を変更する" in answer.body.decode()
+
+
+def test_a_tap_with_a_query_string_goes_to_flask(front, flask_paths, ready):
+    _, hanako = ready
+    answer = request(front, hanako + "?saved=answers")
+    assert answer.status == 200 and flask_paths[-1] == hanako and ANSWERS_NOTICE in answer.body
+
+
+def test_a_posted_answer_runs_on_the_thread_pool_and_redirects(front, families, ready):
+    _, hanako = ready
+    page = request(front, hanako).body.decode()
+    form = urlencode({"form_token": form_token(page), "q1": "出席", "q2": ["運動会", "遠足"]}, doseq=True).encode()
+    answer = request(front, f"{hanako}/answers", method="POST", body=form,
+                     headers=[(b"content-type", b"application/x-www-form-urlencoded"),
+                              (b"content-length", str(len(form)).encode())])
+    assert answer.status == 303 and answer.headers["location"].endswith(f"{hanako}?saved=answers#survey")
+    assert SurveyAnswer.select().where(SurveyAnswer.guardian == families.hanako.id).count() == 2
+
+
+def test_head_is_answered_by_flask_without_a_body(front, flask_paths, ready):
+    taro, _ = ready
+    page = request(front, taro)
+    head = request(front, taro, method="HEAD")
+    assert head.status == 200 and head.body == b"" and flask_paths[-1] == taro
+    assert head.headers["content-length"] == str(len(page.body))
+
+
+# --- the access log ---------------------------------------------------------------------------------
+
+def test_the_access_log_has_a_line_per_request_and_no_token(app, front, families, paths, caplog):
+    caplog.set_level(logging.INFO, logger="renraku.access")
+    taro, hanako = paths
+    coconet_url = coconet.guardian_link(app, families.taro.id)
+    coconet_path = coconet_url[coconet_url.index("/c/"):]
+    unknown = "/r/AAAAAAAAAAAAAAAAAAAAAA"
+    answers = [request(front, taro), *together(front, [hanako, coconet_path, unknown])]
+    lines = [line for record in caplog.records if record.name == "renraku.access"
+             for line in record.getMessage().split("\n")]
+    secrets = [token_of(path) for path in (taro, hanako, coconet_path, unknown)]
+    assert len(lines) == 4 and not [line for line in lines if any(secret in line for secret in secrets)]
+    shape = re.compile(r'127\.0\.0\.1 - - \[[^\]]+\] "GET /(r|c)/… HTTP/1\.1" (\d{3}) (\d+) "-" "-"\Z')
+    logged = sorted((found[1], int(found[2]), int(found[3])) for found in map(shape.match, lines))
+    assert logged == sorted((path[1], answer.status, len(answer.body))
+                            for path, answer in zip((taro, hanako, coconet_path, unknown), answers))
