@@ -8,10 +8,11 @@ from urllib.parse import urlencode
 
 import pytest
 
-from appliance import coconet, message_page, ratelimit, receipts, surveys
+from appliance import coconet, message_page, ratelimit, surveys
 from appliance.guardians import add_guardian
-from appliance.models import Guardian, GuardianLink, Receipt, SurveyAnswer
+from appliance.models import CoconetCheck, Guardian, GuardianLink, Receipt, SurveyAnswer
 from tests.unit.guardian_fixtures import form_token
+from webui import group_commit
 from webui.front import Front
 from webui.guardian.message import ready_page
 
@@ -151,12 +152,12 @@ def test_many_guardians_tapping_at_once_are_all_recorded_in_one_transaction(app,
                                                                              monkeypatch):
     taro, hanako = ready
     others = more_guardians(app, families, 20)
-    record_reads, batches = receipts.record_reads, []
+    run, batches = group_commit._run, []
 
-    def counting(app, taps):
-        batches.append(len(taps))
-        return record_reads(app, taps)
-    monkeypatch.setattr(receipts, "record_reads", counting)
+    def counting(writes):
+        batches.append(len(writes))
+        return run(writes)
+    monkeypatch.setattr(group_commit, "_run", counting)
     answers = together(front, [hanako] + [families.link(app, guardian) for guardian in others])
     assert [answer.status for answer in answers] == [200] * 21 and flask_paths == [taro]
     assert batches == [21]
@@ -167,19 +168,19 @@ def test_many_guardians_tapping_at_once_are_all_recorded_in_one_transaction(app,
 def test_a_failed_group_commit_still_answers_the_tap_and_flask_records_it(front, flask_paths, families, ready,
                                                                           monkeypatch, caplog):
     taro, hanako = ready
-    record_reads, failures = receipts.record_reads, []
+    run, failures = group_commit._run, []
 
-    def fails_once(*args):
+    def fails_once(writes):
         if not failures:
-            failures.append(args)
+            failures.append(writes)
             raise RuntimeError("database is locked")
-        return record_reads(*args)
-    monkeypatch.setattr(receipts, "record_reads", fails_once)
+        return run(writes)
+    monkeypatch.setattr(group_commit, "_run", fails_once)
     answer = request(front, hanako)
     assert answer.status == 200 and "佐藤 花子 様" in answer.body.decode()
     assert failures and flask_paths == [taro, hanako]         # the front gave up, Flask answered
     assert receipts_of(families, families.hanako) == 1
-    assert "a group commit of read reports failed" in caplog.text
+    assert "a group commit failed" in caplog.text
 
 
 # --- what the page shows ---------------------------------------------------------------------------
@@ -245,6 +246,38 @@ def test_head_is_answered_by_flask_without_a_body(front, flask_paths, ready):
     head = request(front, taro, method="HEAD")
     assert head.status == 200 and head.body == b"" and flask_paths[-1] == taro
     assert head.headers["content-length"] == str(len(page.body))
+
+
+# --- CoCo-net: Flask in the loop, its opening committed with the others --------------------------------
+
+@pytest.fixture
+def coconet_paths(app, families):
+    """Taro's and Hanako's CoCo-net links, with an event open at their school."""
+    coconet.open_event(app, families.school, kind="earthquake", title="地震", body="体育館で待機しています。",
+                       send_notice=False, actor="test")
+    urls = coconet.guardian_links(app, [families.taro.id, families.hanako.id])
+    return [url[url.index("/c/"):] for url in urls.values()]
+
+
+def test_coconet_openings_are_committed_together_before_the_pages_answer(front, flask_paths, coconet_paths,
+                                                                          monkeypatch):
+    run, batches = group_commit._run, []
+
+    def counting(writes):
+        batches.append(len(writes))
+        return run(writes)
+    monkeypatch.setattr(group_commit, "_run", counting)
+    answers = together(front, coconet_paths)
+    assert [answer.status for answer in answers] == [200, 200] and flask_paths == coconet_paths
+    assert batches == [2] and CoconetCheck.select().where(CoconetCheck.kind == "open").count() == 2
+
+
+def test_a_failed_group_commit_of_an_opening_is_written_by_flask_itself(front, coconet_paths, monkeypatch):
+    def fails(writes):
+        raise RuntimeError("database is locked")
+    monkeypatch.setattr(group_commit, "_run", fails)
+    assert request(front, coconet_paths[0]).status == 200
+    assert CoconetCheck.select().where(CoconetCheck.kind == "open").count() == 1
 
 
 # --- the access log ---------------------------------------------------------------------------------
