@@ -240,12 +240,13 @@ def test_a_posted_answer_runs_on_the_thread_pool_and_redirects(front, families, 
     assert SurveyAnswer.select().where(SurveyAnswer.guardian == families.hanako.id).count() == 2
 
 
-def test_head_is_answered_by_flask_without_a_body(front, flask_paths, ready):
-    taro, _ = ready
+def test_head_is_answered_by_flask_without_a_body_and_records_no_read(front, flask_paths, families, ready):
+    taro, hanako = ready
     page = request(front, taro)
     head = request(front, taro, method="HEAD")
     assert head.status == 200 and head.body == b"" and flask_paths[-1] == taro
     assert head.headers["content-length"] == str(len(page.body))
+    assert request(front, hanako, method="HEAD").status == 200 and receipts_of(families, families.hanako) == 0
 
 
 # --- CoCo-net: Flask in the loop, its opening committed with the others --------------------------------

@@ -101,7 +101,7 @@ def message_show(token: str):
     if tap is None or capability.over_limit():
         capability.resolve(token, "read")       # InvalidToken (counted against guessing) or 429
         abort(404)                              # a valid grant of no notice
-    if not tap.read:
+    if not tap.read and request.method == "GET":     # a HEAD (a link checker) reads nothing
         before_answer(partial(receipts.insert_read, g.appliance, tap.message_id, tap.guardian_id))
     notice = {"answers": "answers", "reply": "reply"}.get(request.args.get("saved", ""), "")
     if tap.personal or notice:
