@@ -17,15 +17,6 @@ from appliance.models import Receipt
 # Plain SQL: this runs on every tap of a 40,000-guardian burst.
 _RECORD = ("INSERT INTO receipt (id, message_id, guardian_id, kind, site, at) SELECT {p}, {p}, {p}, 'read', {p}, {p}"
            " WHERE NOT EXISTS (SELECT 1 FROM receipt WHERE message_id = {p} AND guardian_id = {p})")
-_SEEN = "SELECT 1 FROM receipt WHERE message_id = {p} AND guardian_id = {p} LIMIT 1"
-
-
-def record_read(app, message_id: str, guardian_id: str) -> bool:
-    """Record that the guardian read the message; return False when it was recorded before."""
-    if db.fetch(_SEEN, (message_id, guardian_id)):        # a repeat tap reads and takes no write lock: bursts are mostly repeats
-        return False
-    with db.write():
-        return insert_read(app, message_id, guardian_id)
 
 
 def insert_read(app, message_id: str, guardian_id: str) -> bool:
