@@ -64,37 +64,40 @@ class Front:
             try:
                 if scope["method"] not in ("GET", "HEAD"):
                     await self.flask(scope, receive, sent)
-                elif not await self._first_tap(scope, sent):
+                elif (ready := await self._first_tap(scope)) is not None:
+                    headers, body = ready
+                    await sent({"type": "http.response.start", "status": 200, "headers": headers})
+                    await sent({"type": "http.response.body", "body": body})
+                else:
                     await flask_in_loop(self.flask_app, scope, sent, self.commits)
             finally:
                 self._log(access_log.line(scope, sent.status, sent.length))
 
-    async def _first_tap(self, scope, send) -> bool:
-        """Answer a tap on a notice's link with its page kept ready; False: Flask answers it."""
+    async def _first_tap(self, scope) -> tuple[list, bytes] | None:
+        """The answer to a tap on a notice's link from its page kept ready, its read committed; None: Flask answers.
+
+        Whatever goes wrong here goes to Flask too, which answers failures in the guardian's language.
+        """
         found = _FIRST_TAP.match(scope["path"]) if scope["method"] == "GET" and not scope["query_string"] else None
         if found is None:
-            return False
+            return None
         token = found[1]
-        tap = message_page.tap(self.appliance, token)
-        if tap is None or tap.personal:
-            return False
-        client = scope["client"][0] if scope.get("client") else ""
-        if capability.over_limit(client, self.flask_app):
-            return False
-        body = ready_page(self.flask_app, tap, token)
-        if body is None:
-            return False
-        if not tap.read:
-            try:
+        try:
+            tap = message_page.tap(self.appliance, token)
+            if tap is None or tap.personal:
+                return None
+            if capability.over_limit(scope["client"][0] if scope.get("client") else "", self.flask_app):
+                return None
+            body = ready_page(self.flask_app, tap, token)
+            if body is None:
+                return None
+            if not tap.read:
                 await self.commits.commit([partial(receipts.insert_read, self.appliance, tap.message_id,
                                                    tap.guardian_id)])
-            except Exception:           # noqa: BLE001 -- Flask tries again and answers as it answers failures
-                _failures.exception("a group commit failed; Flask answers the tap")
-                return False
-        headers = [*self._page_headers(tap.locale), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-        return True
+        except Exception:               # noqa: BLE001 -- Flask tries again and answers as it answers failures
+            _failures.exception("the front could not answer a tap; Flask answers it")
+            return None
+        return [*self._page_headers(tap.locale), (b"content-length", str(len(body)).encode())], body
 
     def _page_headers(self, locale: str) -> list[tuple[bytes, bytes]]:
         """The headers Flask gives the same page (the app's, then a private page's), per language."""
