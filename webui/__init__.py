@@ -1,4 +1,4 @@
-"""The web UI: ``create_app()`` for gunicorn (``webui:create_app()``) and for tests.
+"""The web UI: ``create_app()``, the Flask app that webui/front.py serves under gunicorn, and that tests use.
 
 Blueprints: ``health`` (``/healthz``, ``/status``), ``admin`` (staff, ``/admin``) and
 ``coconet`` (staff pages under ``/admin/s/<code>/coconet``, the guardian's ``/c/<token>``),
