@@ -180,6 +180,8 @@ def test_the_guardian_page_loads_nothing_from_elsewhere_and_allows_only_its_own_
     policy = response.headers["Content-Security-Policy"]
     assert "default-src 'none'" in policy and f"style-src 'self' 'sha256-{digest}'" in policy
     assert "unsafe-inline" not in policy and response.headers["X-Frame-Options"] == "DENY"
+    # Its icon is empty: a phone asks for no /favicon.ico (a 404 page rendered) with every opening of a burst.
+    assert '<link rel="icon" href="data:,">' in response.get_data(as_text=True) and "img-src 'self' data:" in policy
 
 
 def test_confirm_and_reply_need_the_forms_token_and_are_recorded(app, web, event):

@@ -19,6 +19,7 @@ def test_one_tap_records_the_read_and_shows_a_light_strict_page(app, client, fam
     assert Receipt.select().count() == 1
     assert len(response.data) < 30 * 1024
     assert "default-src 'none'" in response.headers["Content-Security-Policy"]
+    assert '<link rel="icon" href="data:,">' in page        # no /favicon.ico asked for with each tap
     assert response.headers["Referrer-Policy"] == "no-referrer"
     assert "private" in response.headers["Cache-Control"] and "set-cookie" not in response.headers
     assert "<script" not in page          # reading and answering need no JavaScript
