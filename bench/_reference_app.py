@@ -1,4 +1,4 @@
-"""The guardian burst's references: a fixed 2.5 KB page, answered by the front's server alone or by Flask.
+"""The guardian burst's references: a fixed 7 KB page, answered by the front's server alone or by Flask.
 
 bench/guardian_burst.py serves ``app`` with the same gunicorn command as the appliance (the
 front's worker) and sends it the same bursts as the guardians' pages, in the same run:

@@ -29,7 +29,7 @@ a class's roll call during the CoCo-net burst. ``--with-blast`` runs bench/blast
 measures while its MTA sends. ``--profile N`` instead opens N /r/ links (and N /c/ links) in
 this process with Flask's test client under cProfile and prints where the time goes.
 
-After the two bursts the same gunicorn command serves bench/_reference_app.py, a fixed 2.5 KB
+After the two bursts the same gunicorn command serves bench/_reference_app.py, a fixed 7 KB
 page, and gets the same two bursts: for /r/ links the ASGI callable answers it alone (the
 server's own share of a first tap), for /c/ links a Flask view does (the share of every page
 Flask renders), on this machine, in the same run.

@@ -5,7 +5,7 @@ throw-away data dir it seeds 40,000 guardians with 4 addresses each (``seed_benc
 ``appliance bench seed`` runs; one school by default, the largest a page can face), creates
 one message to all of them (160,000 deliveries, the follow-up page's subject) and 20
 school_admin accounts, then starts gunicorn as ``appliance serve`` does (its web command,
-2 workers, each an event loop before Flask on a pool of threads: webui/front.py). Each of 20 clients signs
+2 workers, each an event loop running Flask for GETs one at a time: webui/front.py). Each of 20 clients signs
 in through the form (a real CSRF token) and then, on its own thread, opens the pages one
 after another, round and round, for ``--seconds``: with no pause by default (the worst
 case), or with ``--think SECONDS`` (on average; each pause is drawn between half and one

@@ -46,14 +46,14 @@ class GroupCommit:
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="group-commit")
         self._committing: asyncio.Task | None = None
 
-    async def commit(self, writes: list[Callable[[], object]]) -> list:
-        """Run the writes in the next transaction; return their results once it is committed (or raise its error)."""
+    async def commit(self, writes: list[Callable[[], object]]) -> None:
+        """Run the writes in the next transaction; return once it is committed (or raise its error)."""
         loop = asyncio.get_running_loop()
         done = [loop.create_future() for _ in writes]
         self._waiting.extend(zip(writes, done))
         if self._committing is None:
             self._committing = loop.create_task(self._commit_waiting())
-        return list(await asyncio.gather(*done))
+        await asyncio.gather(*done)
 
     async def _commit_waiting(self) -> None:
         loop = asyncio.get_running_loop()
@@ -61,19 +61,27 @@ class GroupCommit:
             while self._waiting:
                 batch, self._waiting = self._waiting, []
                 try:
-                    results = await loop.run_in_executor(self._writer, _run, [write for write, _ in batch])
-                except Exception as failed:     # every request of the batch is answered by Flask instead
-                    for _, done in batch:
-                        if not done.done():
-                            done.set_exception(failed)
-                else:
-                    for (_, done), result in zip(batch, results):
-                        if not done.done():
-                            done.set_result(result)
+                    await loop.run_in_executor(self._writer, _run, [write for write, _ in batch])
+                    failed = None
+                except Exception as error:      # every request of the batch is answered by Flask instead
+                    failed = error
+                for _, done in batch:
+                    if done.done():
+                        continue
+                    if failed is None:
+                        done.set_result(None)
+                    else:
+                        done.set_exception(failed)
         finally:
             self._committing = None
 
+    def close(self) -> None:
+        """Close the writer thread's database connection and stop the thread."""
+        self._writer.submit(db.close_database).result()
+        self._writer.shutdown(wait=True)
 
-def _run(writes: list[Callable[[], object]]) -> list:
+
+def _run(writes: list[Callable[[], object]]) -> None:
     with db.write():
-        return [write() for write in writes]
+        for write in writes:
+            write()

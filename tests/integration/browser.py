@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from playwright.sync_api import Browser, Page, Response, expect, sync_playwright
@@ -35,6 +36,9 @@ from appliance.demo import DEMO_CODE, DemoLogin
 from appliance.runtime import Appliance, open_appliance
 from appliance.sample_data import ADDRESS_MARKER
 from tests.integration.sinks import wait_for_port
+
+if TYPE_CHECKING:
+    from tests.integration.conftest import Site
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -86,8 +90,8 @@ def demo_site_fixture(tmp_path_factory) -> Iterator[DemoSite]:
 
 
 @contextmanager
-def core(demo_site: DemoSite) -> Iterator[Appliance]:
-    """The demo site's appliance opened in this process (its database closed afterwards)."""
+def core(demo_site: DemoSite | Site) -> Iterator[Appliance]:
+    """A site's appliance opened in this process (its database closed afterwards)."""
     app = open_appliance(demo_site.data_dir, environ=demo_site.env)
     try:
         yield app

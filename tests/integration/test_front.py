@@ -1,19 +1,12 @@
 """The front under gunicorn as `appliance web` runs it: a burst of first taps, each on a connection of its own."""
 import json
 import re
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
-from appliance import db, tokens
+from appliance import tokens
 from appliance.models import Guardian, Receipt, Recipient
-from appliance.runtime import open_appliance
-from tests.integration.conftest import Site
-
-
-def open_link(url: str) -> tuple[int, str]:
-    request = urllib.request.Request(url, headers={"Connection": "close"})
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        return answer.status, answer.read().decode()
+from tests.integration.browser import core
+from tests.integration.conftest import Site, http_get
 
 
 def test_a_burst_of_first_taps_is_answered_and_every_read_is_kept_and_no_link_logged(site: Site, tmp_path):
@@ -23,29 +16,23 @@ def test_a_burst_of_first_taps_is_answered_and_every_read_is_kept_and_no_link_lo
     body.write_text("本日は大雪のため臨時休校とします。\n", encoding="utf-8")
     sent = json.loads(site.run("send", "--school", "demo", "--audience", "all", "--subject", "臨時休校",
                                "--body-file", str(body)).stdout)
-    app = open_appliance(site.data_dir, environ=site.env)
-    try:
+    with core(site) as app:
         pairs = list(Recipient.select(Recipient.guardian, Recipient.message)
                      .where(Recipient.message == sent["message"]).tuples())
         issued = tokens.issue_tokens(app, "read", pairs)
         names = dict(Guardian.select(Guardian.id, Guardian.name).tuples())     # every demo guardian reads Japanese
-    finally:
-        db.close_database()
     links = [tokens.token_url(app, "read", issued[pair]) for pair in pairs]
     site.serve_web()
 
     with ThreadPoolExecutor(16) as pool:       # the first tap makes the page ready; the rest come at once
-        answers = list(pool.map(open_link, links))
+        answers = [(status, body.decode()) for status, body in pool.map(http_get, links)]
     assert {status for status, _ in answers} == {200}
     assert all("学校に「読みました」と伝わりました。" in page for _, page in answers)
     shown = re.compile(r"<p class=\"meta\">[^<]*· ([^<]*) 様</p>")
     assert [shown.search(page)[1] for _, page in answers] == [names[guardian] for guardian, _ in pairs]
 
-    app = open_appliance(site.data_dir, environ=site.env)
-    try:
+    with core(site):
         assert Receipt.select().where(Receipt.message == sent["message"]).count() == len(pairs)
-    finally:
-        db.close_database()
     log = site.stop()
     taps = [line for line in log.splitlines() if '"GET /r/… HTTP/1.1" 200' in line]
     assert len(taps) == len(links)

@@ -66,6 +66,19 @@ def front(web):
     front = Front(web)
     yield front
     front.flask.executor.shutdown(wait=True)
+    front.commits.close()
+
+
+@pytest.fixture
+def batches(monkeypatch) -> list[int]:
+    """How many writes each group commit ran, in order."""
+    run, counted = group_commit._run, []
+
+    def counting(writes):
+        counted.append(len(writes))
+        return run(writes)
+    monkeypatch.setattr(group_commit, "_run", counting)
+    return counted
 
 
 @pytest.fixture
@@ -149,15 +162,9 @@ def test_a_guardian_tapping_several_times_at_once_is_one_read_report(front, flas
 
 
 def test_many_guardians_tapping_at_once_are_all_recorded_in_one_transaction(app, front, flask_paths, families, ready,
-                                                                             monkeypatch):
+                                                                             batches):
     taro, hanako = ready
     others = more_guardians(app, families, 20)
-    run, batches = group_commit._run, []
-
-    def counting(writes):
-        batches.append(len(writes))
-        return run(writes)
-    monkeypatch.setattr(group_commit, "_run", counting)
     answers = together(front, [hanako] + [families.link(app, guardian) for guardian in others])
     assert [answer.status for answer in answers] == [200] * 21 and flask_paths == [taro]
     assert batches == [21]
@@ -261,13 +268,7 @@ def coconet_paths(app, families):
 
 
 def test_coconet_openings_are_committed_together_before_the_pages_answer(front, flask_paths, coconet_paths,
-                                                                          monkeypatch):
-    run, batches = group_commit._run, []
-
-    def counting(writes):
-        batches.append(len(writes))
-        return run(writes)
-    monkeypatch.setattr(group_commit, "_run", counting)
+                                                                          batches):
     answers = together(front, coconet_paths)
     assert [answer.status for answer in answers] == [200, 200] and flask_paths == coconet_paths
     assert batches == [2] and CoconetCheck.select().where(CoconetCheck.kind == "open").count() == 2
