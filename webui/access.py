@@ -54,15 +54,11 @@ def access(rule: str) -> Callable:
     return mark
 
 
-def may_open(user, view: Callable) -> bool:
-    """Whether the user's role passes the view's rule (the school check aside): menus hide the rest."""
-    rule = view.access_rule
-    return rule == PUBLIC or (user is not None and _RANK[user.role] >= _NEEDED[rule])
-
-
 def may(endpoint: str) -> bool:
-    """Whether the signed-in user may open an endpoint (for menus, buttons and forms shown only to those who can use them)."""
-    return may_open(g.get("user"), current_app.view_functions[endpoint])
+    """Whether the signed-in user's role passes an endpoint's rule, the school check aside (for menus, buttons
+    and forms shown only to those who can use them)."""
+    rule, user = current_app.view_functions[endpoint].access_rule, g.get("user")
+    return rule == PUBLIC or (user is not None and _RANK[user.role] >= _NEEDED[rule])
 
 
 def _school_for(user, code: str) -> School:

@@ -23,13 +23,18 @@ def redact(text: str) -> str:
     return _SECRET.sub(lambda found: f"/{found.group(1)}/…", text)
 
 
+def client_address(scope: dict) -> str:
+    """The address of the request's client as the connection gives it ("" when the server has none)."""
+    return scope["client"][0] if scope.get("client") else ""
+
+
 def line(scope: dict, status: int, length: int) -> str:
     """One request's line, as gunicorn's default format has it: ``h l u t "r" s b "f" "a"``."""
     headers = dict(scope.get("headers") or ())
     query = scope.get("query_string") or b""
     target = scope.get("path", "") + ("?" + query.decode("latin-1") if query else "")
     request = f'{scope.get("method", "")} {target} HTTP/{scope.get("http_version", "1.1")}'
-    client = scope["client"][0] if scope.get("client") else "-"
+    client = client_address(scope) or "-"
     referrer = headers.get(b"referer", b"-").decode("latin-1")
     agent = headers.get(b"user-agent", b"-").decode("latin-1")
     return (f'{client} - - {time.strftime("[%d/%b/%Y:%H:%M:%S %z]")} "{redact(request)}" {status} '

@@ -14,6 +14,7 @@ session-based check. A forged cross-site POST would need the capability itself.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 
@@ -90,15 +91,20 @@ def private_headers(response, locale: str, *, inline_style: str = ""):
     return response
 
 
+@functools.cache
+def _csp(inline_style: str) -> str:
+    """The policy, allowing the page's one ``<style>`` by its hash (the same text on every CoCo-net page)."""
+    if not inline_style:
+        return CSP
+    digest = base64.b64encode(hashlib.sha256(inline_style.encode()).digest()).decode()
+    return CSP.replace("style-src 'self'", f"style-src 'self' 'sha256-{digest}'")
+
+
 def private_header_items(locale: str, *, inline_style: str = "") -> dict[str, str]:
     """Headers of a page only its link holder sees: never stored by a shared cache, the link never passed on,
     never framed, nothing loaded from elsewhere (``inline_style``: the one ``<style>`` the page may carry)."""
-    csp = CSP
-    if inline_style:
-        digest = base64.b64encode(hashlib.sha256(inline_style.encode()).digest()).decode()
-        csp = CSP.replace("style-src 'self'", f"style-src 'self' 'sha256-{digest}'")
     return {
-        "Content-Security-Policy": csp,
+        "Content-Security-Policy": _csp(inline_style),
         "X-Frame-Options": "DENY",
         "Cache-Control": "private, no-cache",
         "Content-Language": locale,

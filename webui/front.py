@@ -31,13 +31,13 @@ from a2wsgi import WSGIMiddleware
 from a2wsgi.wsgi import build_environ
 from uvicorn_worker import UvicornWorker
 
-from appliance import message_page, receipts
+from appliance import message_page, receipts, tokens
 from webui import SECURITY_HEADERS, access_log, capability, create_app
 from webui.group_commit import WRITES, GroupCommit
 from webui.guardian.message import ready_page
 
 FLASK_THREADS = 8       # requests with a body Flask answers at once per worker
-_FIRST_TAP = re.compile(r"/r/([A-Za-z0-9_-]{1,64})\Z")
+_FIRST_TAP = re.compile(rf"/{re.escape(tokens.PATHS['read'])}/([^/]+)\Z")     # the token's form: message_page.tap
 _log = logging.getLogger("renraku.access")
 _failures = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class Front:
             tap = message_page.tap(self.appliance, token)
             if tap is None or tap.personal:
                 return None
-            if capability.over_limit(scope["client"][0] if scope.get("client") else "", self.flask_app):
+            if capability.over_limit(access_log.client_address(scope), self.flask_app):
                 return None
             body = ready_page(self.flask_app, tap, token)
             if body is None:

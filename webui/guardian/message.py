@@ -32,7 +32,11 @@ MAX_REPLY_REQUEST = replies.MAX_FILES_BYTES + 64 * 1024
 
 def _load(token: str) -> MessagePage:
     grant = capability.resolve(token, "read")          # InvalidToken: one 404 for every reason
-    page = message_page.load(grant.message_id, grant.guardian_id)
+    return _page_of(grant.message_id, grant.guardian_id)
+
+
+def _page_of(message_id: str, guardian_id: str) -> MessagePage:
+    page = message_page.load(message_id, guardian_id)
     if page is None:
         abort(404)
     return page
@@ -76,21 +80,22 @@ def ready_page(flask_app, tap: message_page.Tap, token: str) -> bytes | None:
     Also what webui/front.py answers a tap with, without Flask.
     """
     skeleton = flask_app.extensions["ready_pages"].get(_ready_key(tap))
-    if skeleton is None:
-        return None
+    return None if skeleton is None else _fill(flask_app, skeleton, tap, token)
+
+
+def _fill(flask_app, skeleton: Skeleton, tap: message_page.Tap, token: str) -> bytes:
     return skeleton.fill({"name": tap.guardian_name, "token": token,
                           "form_token": capability.form_token(FORM_PURPOSE, token, flask_app)})
 
 
-def _keep_ready(tap: message_page.Tap) -> None:
-    page = message_page.load(tap.message_id, tap.guardian_id)
-    if page is None:
-        abort(404)
+def _keep_ready(tap: message_page.Tap) -> Skeleton:
+    page = _page_of(tap.message_id, tap.guardian_id)
 
     def render(marker: dict[str, str]) -> str:
         return _html(marker["token"], marker["form_token"], replace(page, guardian_name=marker["name"]))
-    current_app.extensions["ready_pages"].put(_ready_key(tap),
-                                              Skeleton.render(render, ("name", "token", "form_token")))
+    skeleton = Skeleton.render(render, ("name", "token", "form_token"))
+    current_app.extensions["ready_pages"].put(_ready_key(tap), skeleton)
+    return skeleton
 
 
 @bp.get("/r/<token>")
@@ -105,14 +110,8 @@ def message_show(token: str):
         before_answer(partial(receipts.insert_read, g.appliance, tap.message_id, tap.guardian_id))
     notice = {"answers": "answers", "reply": "reply"}.get(request.args.get("saved", ""), "")
     if tap.personal or notice:
-        page = message_page.load(tap.message_id, tap.guardian_id)
-        if page is None:
-            abort(404)
-        return _page(token, page, notice=notice)
-    body = ready_page(current_app, tap, token)
-    if body is None:
-        _keep_ready(tap)
-        body = ready_page(current_app, tap, token)
+        return _page(token, _page_of(tap.message_id, tap.guardian_id), notice=notice)
+    body = ready_page(current_app, tap, token) or _fill(current_app, _keep_ready(tap), tap, token)
     return capability.private_headers(make_response(body), tap.locale)
 
 
