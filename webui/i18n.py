@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 
-from babel.support import Translations
 from flask import Flask, current_app, render_template, request, session
-from flask_babel import Babel, force_locale, get_locale
+from flask_babel import Babel, force_locale, get_locale, get_translations
 from markupsafe import Markup
 
 from appliance.clock import TOKYO, to_tokyo
@@ -47,14 +45,14 @@ def render_in(locale: str, template: str, **context) -> str:
     Strings in imported macros still go through Flask-Babel, inside ``force_locale``.
     """
     catalogs = current_app.extensions.setdefault("catalogs", {})
-    if locale not in catalogs:
-        catalogs[locale] = _bound(Translations.load(Path(current_app.root_path) / "translations", [locale]))
-    gettext, ngettext = catalogs[locale]
     with force_locale(locale):
+        if locale not in catalogs:
+            catalogs[locale] = _bound(get_translations())       # Flask-Babel's own catalog, bound once
+        gettext, ngettext = catalogs[locale]
         return render_template(template, _=gettext, gettext=gettext, ngettext=ngettext, **context)
 
 
-def _bound(translations: Translations) -> tuple:
+def _bound(translations) -> tuple:
     # As Jinja's newstyle gettext (what Flask-Babel installs) in an autoescaped (HTML) template:
     # the translation is markup, always %-formatted (so "%%" is "%"), its variables escaped.
     def gettext(string: str, **variables) -> Markup:
