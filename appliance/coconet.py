@@ -275,11 +275,10 @@ def post_notice(app, event: CoconetEvent, body: str, *, actor: str) -> CoconetNo
         return CoconetNotice.create(event=event, body=body, actor=actor, site=app.site, at=app.clock.now())
 
 
-def event_notices(event: CoconetEvent, limit: int | None = None) -> list[CoconetNotice]:
+def event_notices(event: CoconetEvent) -> list[CoconetNotice]:
     """Return the event's notices, newest first."""
-    query = (CoconetNotice.select().where(CoconetNotice.event == event)
-             .order_by(CoconetNotice.at.desc(), CoconetNotice.id.desc()))
-    return list(query.limit(limit) if limit else query)
+    return list(CoconetNotice.select().where(CoconetNotice.event == event)
+                .order_by(CoconetNotice.at.desc(), CoconetNotice.id.desc()))
 
 
 # --- the guardian's page ----------------------------------------------------------------------
@@ -366,7 +365,7 @@ def guardian_view(guardian_id: str) -> GuardianView:
         return view
     schools = list(by_school)
     for event_id, school_id, title, opened_at, school_name in db.fetch(
-            _OPEN_EVENTS.replace("{schools}", db.placeholders(len(schools))), schools):
+            _OPEN_EVENTS.format(schools=db.placeholders(len(schools))), schools):
         kids = by_school[school_id]
         ids = [kid[0] for kid in kids]
         states = current_states(event_id, ids)

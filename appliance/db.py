@@ -139,7 +139,7 @@ def insert_rows(model, fields: list, rows: list[tuple], *, converted: bool = Fal
     ``converted``: the values are already as stored (see execute_many).
     """
     columns = ", ".join(f'"{f.column_name}"' for f in fields)
-    execute_many(model, f'INSERT INTO {{table}} ({columns}) VALUES ({", ".join(["{p}"] * len(fields))})',
+    execute_many(model, f'INSERT INTO {{table}} ({columns}) VALUES ({placeholders(len(fields))})',
                  None if converted else fields, rows)
 
 

@@ -184,7 +184,7 @@ class Router:
 
     def _reply(self, token: str, raw: bytes, *, client: str, mail_from: str, helo: str) -> Outcome:
         message = mime.parse(raw)
-        if (message.get("Auto-Submitted") or "no").strip().lower() != "no":
+        if _auto_submitted(message):
             return Outcome("ignored", "auto-submitted")     # vacation notices are not replies
         body, files = read_reply(message)
         try:
@@ -231,7 +231,7 @@ class Router:
         if not envelope_from:
             raise MailRefused("policy", "返送メールは受け付けていません。")
         message = mime.parse(raw)
-        if (message.get("Auto-Submitted") or "no").strip().lower() != "no":
+        if _auto_submitted(message):
             return Outcome("ignored", "auto-submitted")     # an out-of-office answer is no enquiry
         address = sender_address(message) or envelope_from
         if self.limiter is not None and not (self.limiter.hit(ENQUIRY_CLIENTS, peer)
@@ -266,6 +266,11 @@ def sender_address(message: Message) -> str:
     """The one address in the From header (an address only when it is plainly one), or ''."""
     found = [address for _, address in getaddresses([mime.header_text(message, "From")]) if "@" in address]
     return found[0].strip() if len(found) == 1 and _ADDRESS_TEXT.fullmatch(found[0].strip()) else ""
+
+
+def _auto_submitted(message) -> bool:
+    """Whether a mail says it was sent by a program (RFC 3834): vacation notices, out-of-office answers."""
+    return (message.get("Auto-Submitted") or "no").strip().lower() != "no"
 
 
 def sender_name(message: Message) -> str:

@@ -17,8 +17,7 @@ from appliance import db, tokens
 from appliance.models import Message
 
 _PAGE = (
-    "SELECT m.id, sc.name, m.subject, m.body, m.priority, m.send_at, m.expires_at, m.reply_needed,"
-    " g.id, g.name, g.locale,"
+    "SELECT sc.name, m.subject, m.body, m.priority, m.send_at, m.expires_at, m.reply_needed, g.name, g.locale,"
     " EXISTS (SELECT 1 FROM survey_question q WHERE q.message_id = m.id),"
     " EXISTS (SELECT 1 FROM attachment a WHERE a.message_id = m.id),"
     " EXISTS (SELECT 1 FROM reply r WHERE r.message_id = m.id AND r.guardian_id = g.id)"
@@ -83,10 +82,9 @@ def load(message_id: str, guardian_id: str) -> MessagePage | None:
     found = db.fetch(_PAGE, (guardian_id, message_id))
     if not found:
         return None
-    (mid, school, subject, body, priority, send_at, expires_at, reply_needed, gid, name, locale,
-     survey, attached, replied) = found[0]
-    return MessagePage(mid, school, subject, body, priority, _utc(send_at), _utc(expires_at), bool(reply_needed),
-                       gid, name, locale, bool(survey), bool(attached), bool(replied))
+    school, subject, body, priority, send_at, expires_at, reply_needed, name, locale, survey, attached, replied = found[0]
+    return MessagePage(message_id, school, subject, body, priority, _utc(send_at), _utc(expires_at),
+                       bool(reply_needed), guardian_id, name, locale, bool(survey), bool(attached), bool(replied))
 
 
 def tap(app, token: str) -> Tap | None:

@@ -19,7 +19,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-
 from appliance import db
 from appliance.errors import NotFound
 from appliance.ids import uuid7
@@ -44,7 +43,7 @@ _FIELDS = [CapabilityToken.id, CapabilityToken.token_hash, CapabilityToken.scope
 # row (40,000 conversions of the same two times were a third of a blast's issue time).
 # ON CONFLICT ... DO NOTHING reads the same in PostgreSQL.
 _INSERT = (f'INSERT INTO {{table}} ({", ".join(f.column_name for f in _FIELDS)})'
-           f' VALUES ({", ".join(["{p}"] * len(_FIELDS))}) ON CONFLICT (token_hash) DO NOTHING')
+           f' VALUES ({db.placeholders(len(_FIELDS))}) ON CONFLICT (token_hash) DO NOTHING')
 # Plain SQL: guardian pages resolve a token per request, and building the query with
 # peewee cost five times the lookup itself.
 _RESOLVE = "SELECT scope, guardian_id, message_id, expires_at FROM capability_token WHERE token_hash = {p}"
