@@ -115,9 +115,11 @@ def is_open(app, expires_at: datetime | None) -> bool:
 
 def record_answers(app, message_id: str, guardian_id: str, form: Mapping[str, Sequence[str]]) -> int:
     """Validate and record a guardian's answers to a message's survey; return how many answers changed."""
-    if not Recipient.select().where((Recipient.message == message_id) & (Recipient.guardian == guardian_id)).exists():
+    sent = (Message.select(Message.expires_at).join(Recipient, on=(Recipient.message == Message.id))
+            .where((Message.id == message_id) & (Recipient.guardian == guardian_id)).first())
+    if sent is None:
         raise NotFound("このリンクは無効か、有効期限が切れています。")
-    if not is_open(app, Message.get_by_id(message_id).expires_at):
+    if not is_open(app, sent.expires_at):
         raise InvalidInput("このアンケートの回答期限は過ぎました")
     questions = questions_of(message_id)
     if not questions:

@@ -17,7 +17,7 @@ from appliance.mail_auth import DnsFailure
 from mta.routing import make_resolver, nameservers_from_config
 
 # Not DNS failures but names DNS cannot hold (too long, empty labels): nothing is there.
-_NO_SUCH_NAME = (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer, dns.exception.SyntaxError, dns.name.NameTooLong)
+_NO_SUCH_NAME = (dns.resolver.NXDOMAIN, dns.exception.SyntaxError, dns.name.NameTooLong)
 
 
 class DnsLookup:
@@ -43,7 +43,7 @@ def _value(rdata):
         return rdata.address
     if rdata.rdtype == dns.rdatatype.MX:
         return rdata.preference, rdata.exchange.to_text(omit_final_dot=True)
-    if rdata.rdtype in (dns.rdatatype.PTR, dns.rdatatype.CNAME):
+    if rdata.rdtype == dns.rdatatype.PTR:
         return rdata.target.to_text(omit_final_dot=True)
     return rdata.to_text()
 
