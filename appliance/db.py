@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from contextlib import contextmanager
 from pathlib import Path
 
+import apsw
 import peewee
 from playhouse.apsw_ext import APSWDatabase
 
@@ -26,15 +27,21 @@ BUSY_LONGEST_WAIT = 0.005
 
 
 class _Database(APSWDatabase):
-    """APSWDatabase waiting for a busy write lock in short steps.
+    """APSWDatabase waiting for a busy write lock in short steps, its query plans fixed when prepared.
 
     SQLite's own busy timeout sleeps 1, 2, 5, 10 ... 100 ms between tries; a guardian's
     read report holds the lock for some 50 us, so under a burst the web workers mostly
     slept (bench/guardian_burst.py: 2 workers, load average near 1, 200 requests/s).
+
+    Without the query planner stability guarantee (QPSG), SQLite may plan a join for the
+    values bound to it, and then prepares the statement again each time new values are
+    bound: a tap's statement (appliance/message_page.py) took 80 us instead of 16, most
+    of it in the parser. Our statements do not depend on their values' plans.
     """
 
     def _connect(self):
         conn = super()._connect()
+        conn.config(apsw.SQLITE_DBCONFIG_ENABLE_QPSG, 1)
         schedule = _busy_schedule(self._timeout)
         conn.set_busy_handler(lambda tries: tries < len(schedule) and (time.sleep(schedule[tries]) or True))
         return conn
