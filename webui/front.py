@@ -15,9 +15,10 @@ request is answered:
 - Every other request without a body (GET, HEAD) is run by Flask in the loop, one at a
   time, as a sync worker would: a page is CPU work, and handing it to a thread and back
   cost a CoCo-net page ~40% more, while threads taking the interpreter in turns made a
-  staff page wait behind every guardian's (bench/guardian_burst.py).
-- Requests with a body (forms, uploads) run on a pool of threads (a2wsgi), since a phone
-  on one bar may take a minute to send 1 MB and the loop must not wait for it.
+  staff page wait behind every guardian's (bench/guardian_burst.py). Except the few long
+  staff pages marked ``off_loop`` (webui/off_loop.py: a school's print view, exports).
+- Those, and requests with a body (forms, uploads), run on a pool of threads (a2wsgi):
+  a phone on one bar may take a minute to send 1 MB, and the loop must not wait for it.
 """
 from __future__ import annotations
 
@@ -30,9 +31,10 @@ from functools import partial
 from a2wsgi import WSGIMiddleware
 from a2wsgi.wsgi import build_environ
 from uvicorn_worker import UvicornWorker
+from werkzeug.exceptions import HTTPException
 
 from appliance import message_page, receipts, tokens
-from webui import SECURITY_HEADERS, access_log, capability, create_app
+from webui import SECURITY_HEADERS, access_log, capability, create_app, off_loop
 from webui.group_commit import WRITES, GroupCommit
 from webui.guardian.message import ready_page
 
@@ -55,6 +57,8 @@ class Front:
         self.appliance = flask_app.extensions["appliance"]
         self.flask = WSGIMiddleware(flask_app, workers=FLASK_THREADS)
         self.commits = GroupCommit()
+        self._urls = flask_app.url_map.bind("front")       # which view a path is, to find the long ones
+        self._off_loop = off_loop.endpoints(flask_app)
         self._headers: dict[str, list[tuple[bytes, bytes]]] = {}
         self._lines: list[str] = []
 
@@ -68,6 +72,8 @@ class Front:
                     headers, body = ready
                     await sent({"type": "http.response.start", "status": 200, "headers": headers})
                     await sent({"type": "http.response.body", "body": body})
+                elif self._long(scope):
+                    await self.flask(scope, receive, sent)
                 else:
                     await flask_in_loop(self.flask_app, scope, sent, self.commits)
             finally:
@@ -98,6 +104,14 @@ class Front:
             _failures.exception("the front could not answer a tap; Flask answers it")
             return None
         return [*self._page_headers(tap.locale), (b"content-length", str(len(body)).encode())], body
+
+    def _long(self, scope) -> bool:
+        """Whether the request is for a view marked off_loop."""
+        try:
+            endpoint, _ = self._urls.match(scope["path"], method=scope["method"])
+        except HTTPException:           # not found, a redirect, another method: Flask answers it in the loop
+            return False
+        return endpoint in self._off_loop
 
     def _page_headers(self, locale: str) -> list[tuple[bytes, bytes]]:
         """The headers Flask gives the same page (the app's, then a private page's), per language."""

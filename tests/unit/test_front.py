@@ -3,6 +3,7 @@ read reports committed together, everything else through Flask as before, an acc
 import asyncio
 import logging
 import re
+import threading
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -245,6 +246,22 @@ def test_a_posted_answer_runs_on_the_thread_pool_and_redirects(front, families, 
                               (b"content-length", str(len(form)).encode())])
     assert answer.status == 303 and answer.headers["location"].endswith(f"{hanako}?saved=answers#survey")
     assert SurveyAnswer.select().where(SurveyAnswer.guardian == families.hanako.id).count() == 2
+
+
+def test_long_staff_pages_run_on_the_thread_pool_and_the_others_in_the_loop(web, front):
+    threads = {}
+    wsgi_app = web.wsgi_app
+
+    def noting(environ, start_response):
+        threads[environ["PATH_INFO"]] = threading.current_thread() is threading.main_thread()
+        return wsgi_app(environ, start_response)
+    web.wsgi_app = noting
+    long_pages = ["/admin/s/s1/coconet/e1/print", "/admin/s/s1/coconet/e1/export.csv",
+                  "/admin/s/s1/messages/m1/answers.csv"]
+    in_loop = ["/admin/s/s1/coconet/e1/", "/admin/s/s1/messages/m1", "/admin/no-such-page"]
+    for path in long_pages + in_loop:
+        assert request(front, path).status in (302, 404)       # not signed in: only where Flask ran matters
+    assert threads == {**{path: False for path in long_pages}, **{path: True for path in in_loop}}
 
 
 def test_head_is_answered_by_flask_without_a_body_and_records_no_read(front, flask_paths, families, ready):

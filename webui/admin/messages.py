@@ -22,6 +22,7 @@ from appliance.targeting import parse_class
 from webui.access import TEACHER, access
 from webui.admin import bp
 from webui.downloads import file_response
+from webui.off_loop import off_loop
 
 PAGE_SIZE = 20
 
@@ -78,6 +79,7 @@ def message_stats_json(code: str, message_id: str):
 
 @bp.get("/s/<code>/messages/<message_id>/answers.csv")
 @access(TEACHER)
+@off_loop
 def message_answers_csv(code: str, message_id: str):
     """The survey answers as CSV for Excel; every export is written to the audit log."""
     message = _message_or_404(message_id)

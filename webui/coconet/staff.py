@@ -18,6 +18,7 @@ from appliance.targeting import parse_class
 from webui.access import SCHOOL_ADMIN, TEACHER, access
 from webui.coconet import bp
 from webui.downloads import file_response
+from webui.off_loop import off_loop
 
 PREFIX = "/admin/s/<code>/coconet"
 
@@ -185,6 +186,7 @@ def pickup_index(code: str, event_id: str):
 
 @bp.get(f"{PREFIX}/<event_id>/print")
 @access(TEACHER)
+@off_loop
 def event_print(code: str, event_id: str):
     """Every child's state on paper, class by class (the backup when power or network fails)."""
     event = coconet.find_event(g.school, event_id)
@@ -193,6 +195,7 @@ def event_print(code: str, event_id: str):
 
 @bp.get(f"{PREFIX}/<event_id>/export.csv")
 @access(TEACHER)
+@off_loop
 def event_export(code: str, event_id: str):
     """The same as CSV (no contact data)."""
     event = coconet.find_event(g.school, event_id)
