@@ -62,7 +62,7 @@ from appliance.mail import reply_token
 from appliance.mime import MailRefused
 from appliance.registration import register_by_mail
 from appliance.models import Delivery
-from appliance.ratelimit import Limit, RateLimiter
+from appliance.ratelimit import Limit
 
 log = logging.getLogger(__name__)
 
@@ -108,12 +108,10 @@ class Outcome:
 class Router:
     """Routes inbound mail by recipient; holds the injected registration step and DNS look-up (DKIM, SPF)."""
 
-    def __init__(self, app, *, dns: mail_auth.Lookup, register: Register = register_by_mail,
-                 limiter: RateLimiter | None = None):
+    def __init__(self, app, *, dns: mail_auth.Lookup, register: Register = register_by_mail):
         self.app = app
         self.register = register
         self.dns = dns
-        self.limiter = limiter
         mail_domain = app.config["mail"]["domain"].lower()
         self.mail_domain = mail_domain
         self.domains = {mail_domain, (app.config["mta"]["bounce_domain"] or mail_domain).lower()}
@@ -216,14 +214,13 @@ class Router:
         if not envelope_from:
             raise MailRefused("policy", "返送メールでは登録できません。")
         address = sender_address(mime.parse(raw)) or envelope_from
-        if self.limiter is not None and self.limiter.exceeded(ENTRY_GUESSES, peer):
+        if self.app.limiter.exceeded(ENTRY_GUESSES, peer):
             raise MailRefused("rate", "登録コードの誤りが続いたため、しばらく受け付けを止めています。"
                                       "時間をおいて送ってください。")
         try:
             result = self.register(self.app, code, address)
         except InvalidInput as exc:
-            if self.limiter is not None:
-                self.limiter.hit(ENTRY_GUESSES, peer)
+            self.app.limiter.hit(ENTRY_GUESSES, peer)
             raise MailRefused("recipient", str(exc)) from None
         return Outcome("entry", str(result)[:100])
 
@@ -234,8 +231,7 @@ class Router:
         if _auto_submitted(message):
             return Outcome("ignored", "auto-submitted")     # an out-of-office answer is no enquiry
         address = sender_address(message) or envelope_from
-        if self.limiter is not None and not (self.limiter.hit(ENQUIRY_CLIENTS, peer)
-                                             and self.limiter.hit(ENQUIRY_SENDERS, address.lower())):
+        if not (self.app.limiter.hit(ENQUIRY_CLIENTS, peer) and self.app.limiter.hit(ENQUIRY_SENDERS, address.lower())):
             raise MailRefused("rate", "お問い合わせのメールが続いています。時間をおいて送ってください。")
         text, files = split_text(message)
         subject = " ".join(mime.header_text(message, "Subject").split())

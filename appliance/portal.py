@@ -36,10 +36,10 @@ CONFIRM_BODY = ("学校からの連絡を受け取るアドレスとして登録
                 "To receive the school's messages at this address, open the link below (valid for 7 days).")
 
 
-def request_sign_in(app, address: str, limiter) -> int:
+def request_sign_in(app, address: str) -> int:
     """Mail a sign-in link to each guardian holding this active address; return how many were queued."""
     points = contacts.find_contact_points(app, "email", address)
-    if not points or not limiter.hit(SIGN_IN_MAILS, points[0].lookup):
+    if not points or not app.limiter.hit(SIGN_IN_MAILS, points[0].lookup):
         return 0
     for point in points:
         system_mail.send_system_mail(app, contact=point, school=system_mail.guardian_school(point.guardian_id),

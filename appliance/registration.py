@@ -144,12 +144,12 @@ def issue_codes(app, school: School, students: Iterable[Student], *, actor: str,
     return codes
 
 
-def find_code(app, code: str, *, client: str, limiter=None) -> RegistrationCode:
+def find_code(app, code: str, *, client: str) -> RegistrationCode:
     """Return the live code a guardian typed (with its student and school), or raise CodeRefused.
 
     Wrong codes count against the client; past CODE_GUESSES every code is refused.
     """
-    limiter = limiter or ratelimit.open_limiter(app)
+    limiter = app.limiter
     if limiter.exceeded(CODE_GUESSES, client):
         raise _refuse("locked")
     try:
@@ -177,12 +177,11 @@ def _check_live(app, row: RegistrationCode) -> None:
 # --- asking: the web page and the empty mail -------------------------------------------------------
 
 def register_by_web(app, code: str, guardian_name: str, relationship: str, address: str, *,
-                    client: str = "", limiter=None) -> Registration:
+                    client: str = "") -> Registration:
     """Take the web page's registration: mail the address a link that completes it; return the registration."""
     name, relationship = _check_name(guardian_name), _check_relationship(relationship)
-    found = find_code(app, code, client=client, limiter=limiter)
-    registration, _outcome = _ask(app, found, address, name=name, relationship=relationship, via="web",
-                                  limiter=limiter)
+    found = find_code(app, code, client=client)
+    registration, _outcome = _ask(app, found, address, name=name, relationship=relationship, via="web")
     return registration
 
 
@@ -196,17 +195,15 @@ def register_by_mail(app, code: str, address: str) -> str:
     limit, and InvalidInput for a malformed address or one sent too many links.
     """
     address = contacts.normalise("email", address)
-    limiter = ratelimit.open_limiter(app)       # one connection to the counters for both checks
-    found = find_code(app, code, client="mail:" + address.lower(), limiter=limiter)
-    _registration, outcome = _ask(app, found, address, name="", relationship="", via="mail", limiter=limiter)
+    found = find_code(app, code, client="mail:" + address.lower())
+    _registration, outcome = _ask(app, found, address, name="", relationship="", via="mail")
     return outcome
 
 
-def _ask(app, found: RegistrationCode, address: str, *, name: str, relationship: str, via: str,
-         limiter=None) -> tuple[Registration, str]:
+def _ask(app, found: RegistrationCode, address: str, *, name: str, relationship: str,
+         via: str) -> tuple[Registration, str]:
     address = contacts.normalise("email", address)
-    limiter = limiter or ratelimit.open_limiter(app)
-    if not limiter.hit(REGISTRATION_MAILS, address.lower()):
+    if not app.limiter.hit(REGISTRATION_MAILS, address.lower()):
         raise InvalidInput("このアドレスへの登録メールが続いています。しばらくしてからお試しください")
     now = app.clock.now()
     with db.write():
@@ -316,11 +313,10 @@ def complete(app, token: str, *, guardian_name: str = "", relationship: str = ""
     return link
 
 
-def link_by_code(app, guardian_id: str, code: str, relationship: str, *, client: str = "",
-                 limiter=None) -> GuardianLink:
+def link_by_code(app, guardian_id: str, code: str, relationship: str, *, client: str = "") -> GuardianLink:
     """Link a signed-in guardian to another child by its code (siblings); pending until the school approves."""
     relationship = _check_relationship(relationship)
-    found = find_code(app, code, client=client, limiter=limiter)
+    found = find_code(app, code, client=client)
     with db.write():
         return _link(app, guardian_id, found, relationship, actor=f"guardian:{guardian_id}", via="portal")
 

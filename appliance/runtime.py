@@ -8,12 +8,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from argon2 import PasswordHasher
 
-from appliance import db
+from appliance import db, ratelimit
 from appliance.clock import SystemClock
 from appliance.config import CONFIG_FILE, Config, load_config
 from appliance.contacts import ContactSealer
@@ -41,6 +42,11 @@ class Appliance:
     token_key: bytes          # derives the capability tokens in guardians' links
     clock: Any = field(default_factory=SystemClock)
     passwords: PasswordHasher = field(default_factory=PasswordHasher)
+
+    @cached_property
+    def limiter(self) -> ratelimit.RateLimiter:
+        """The counters that slow down guessing, one per process (it holds each thread's connection to them)."""
+        return ratelimit.open_limiter(self)
 
     @property
     def site(self) -> str:

@@ -30,7 +30,6 @@ from aiosmtpd.smtp import SMTP
 
 from appliance.inbound import Router
 from appliance.mime import MailRefused
-from appliance.ratelimit import open_limiter
 from appliance.registration import register_by_mail
 from mta.resolver import lookup_from_config
 
@@ -140,8 +139,7 @@ def controller_for(app, *, bind: str | None = None, register=None, dns=None) -> 
     """
     settings = app.config["mta"]
     host, _, port = (bind or settings["inbound_bind"]).rpartition(":")
-    router = Router(app, register=register or register_by_mail, dns=dns or lookup_from_config(app.config),
-                    limiter=open_limiter(app))
+    router = Router(app, register=register or register_by_mail, dns=dns or lookup_from_config(app.config))
     handler = InboundHandler(router, max_connections=settings["inbound_max_connections"])
     return InboundController(handler, hostname=host.strip("[]"), port=int(port),
                              server_hostname=settings["helo_name"] or app.config["mail"]["domain"],

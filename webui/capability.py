@@ -29,19 +29,11 @@ CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; script-src '
        " manifest-src 'self'; worker-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 
 
-def limiter(app=None) -> ratelimit.RateLimiter:
-    """The app's rate limiter (one per process: it only holds each thread's connection to the counter file)."""
-    extensions = (app or current_app).extensions
-    if "ratelimit" not in extensions:
-        extensions["ratelimit"] = ratelimit.open_limiter(extensions["appliance"])
-    return extensions["ratelimit"]
-
-
 def over_limit(client: str | None = None, app=None) -> bool:
     """Whether the client (the request's) has guessed too many links: it gets 429 for any link now."""
     if client is None:
         client = request.remote_addr or ""
-    return limiter(app).exceeded(ratelimit.TOKEN_GUESSES, client)
+    return (app or current_app).extensions["appliance"].limiter.exceeded(ratelimit.TOKEN_GUESSES, client)
 
 
 def resolve(token: str, scope: str) -> tokens.TokenGrant:
@@ -53,7 +45,7 @@ def resolve(token: str, scope: str) -> tokens.TokenGrant:
         return tokens.resolve_token(g.appliance, token, scope)
     except tokens.InvalidToken as invalid:
         if invalid.reason == "unknown":
-            limiter().hit(ratelimit.TOKEN_GUESSES, client)
+            g.appliance.limiter.hit(ratelimit.TOKEN_GUESSES, client)
         raise
 
 

@@ -9,7 +9,6 @@ from appliance.clock import TOKYO
 from appliance.errors import InvalidInput, LimitReached, NotFound
 from appliance.messages import create_message
 from appliance.models import ContactPoint, Delivery, Guardian, Message, Receipt, SurveyAnswer
-from appliance.ratelimit import open_limiter
 from tests.unit.guardian_fixtures import PDF, PNG, make_families
 
 
@@ -154,7 +153,7 @@ def system_messages():
 
 
 def test_a_sign_in_request_queues_one_system_mail_to_that_address_and_the_link_works_once(app, families):
-    assert portal.request_sign_in(app, "taro@EXAMPLE.jp", open_limiter(app)) == 1
+    assert portal.request_sign_in(app, "taro@EXAMPLE.jp") == 1
     [message] = system_messages()
     [delivery] = Delivery.select().where(Delivery.message == message.id)
     assert delivery.priority == 0 and delivery.contact.guardian_id == families.taro.id
@@ -166,9 +165,8 @@ def test_a_sign_in_request_queues_one_system_mail_to_that_address_and_the_link_w
 
 
 def test_an_unknown_address_gets_nothing_and_an_address_gets_only_a_few_links(app, families):
-    limiter = open_limiter(app)
-    assert portal.request_sign_in(app, "nobody@example.jp", limiter) == 0
-    sent = [portal.request_sign_in(app, "hanako@example.jp", limiter) for _ in range(5)]
+    assert portal.request_sign_in(app, "nobody@example.jp") == 0
+    sent = [portal.request_sign_in(app, "hanako@example.jp") for _ in range(5)]
     assert sent == [1, 1, 1, 0, 0] and len(system_messages()) == 3
 
 
@@ -198,7 +196,7 @@ def test_the_last_working_address_cannot_be_removed_and_another_guardians_is_not
 
 
 def test_the_portal_lists_notices_newest_first_with_their_state_and_never_system_mail(app, clock, families):
-    portal.request_sign_in(app, "taro@example.jp", open_limiter(app))
+    portal.request_sign_in(app, "taro@example.jp")
     clock.advance(minutes=1)
     later = create_message(app, families.school, audience="all", subject="二通目", body="本文")
     read(app, families.message, families.taro)

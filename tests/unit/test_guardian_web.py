@@ -31,7 +31,7 @@ def test_unknown_links_are_404_and_guessing_is_stopped_for_every_worker(app, web
         client.get("/r/BBBBBBBBBBBBBBBBBBBBBB")
     assert client.get(families.link(app, families.taro)).status_code == 429   # even a valid link
     fresh_worker = web.test_client()          # another process: the counter is in the data dir
-    web.extensions.pop("ratelimit")
+    del app.limiter                           # a limiter of its own, with its own connections
     assert fresh_worker.get(families.link(app, families.taro)).status_code == 429
     other_client = web.test_client()
     assert other_client.get(families.link(app, families.taro),

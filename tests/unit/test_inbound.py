@@ -12,7 +12,6 @@ from appliance.mail import render_deliveries, reply_address, reply_token
 from appliance.mime import MailRefused
 from appliance.messages import create_message
 from appliance.models import AuditEntry, Delivery, DeliveryResult, Enquiry, Recipient, Reply, ReplyFile
-from appliance.ratelimit import open_limiter
 from tests.unit.guardian_fixtures import PDF, PNG, make_families
 from tests.unit.mail_fixtures import DOMAIN, FakeDns, bounce_to, dkim_signed, make_router
 
@@ -213,7 +212,7 @@ def test_empty_mail_calls_the_registration_function_with_the_code_and_sender(app
             raise InvalidInput("登録コードが正しくないか、有効期限が切れています。")
         return "sent"
 
-    router = make_router(app, register=register, limiter=open_limiter(app))
+    router = make_router(app, register=register)
     mail = _mail(f"entry-GOOD1234@{DOMAIN}", "", sender="Taro <taro@docomo.ne.jp>")
     assert router.route_mail("taro@docomo.ne.jp", f"entry-GOOD1234@{DOMAIN}", mail, "192.0.2.5").detail == "sent"
     assert calls == [("GOOD1234", "taro@docomo.ne.jp")]
@@ -229,7 +228,7 @@ def test_guessing_codes_from_one_client_is_slowed_down(app):
     def register(app_, code, address):
         raise InvalidInput("登録コードが正しくありません。")
 
-    router = make_router(app, register=register, limiter=open_limiter(app))
+    router = make_router(app, register=register)
     mail = _mail("x", "")
     reasons = []
     for n in range(22):
@@ -303,7 +302,7 @@ def test_enquiry_mail_without_a_name_bounces_and_auto_replies_are_not_stored(app
 
 
 def test_enquiries_by_mail_are_limited_per_sender_and_per_client(app):
-    router = make_router(app, limiter=open_limiter(app))
+    router = make_router(app)
 
     def send(sender: str, peer: str) -> str:
         try:

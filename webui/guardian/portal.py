@@ -87,11 +87,11 @@ def portal_signin_new():
 def portal_signin_create():
     """Mail a sign-in link if the address is known; the answer is the same either way."""
     client = request.remote_addr or ""
-    if not capability.limiter().hit(ratelimit.SIGN_IN_REQUESTS, client):
+    if not g.appliance.limiter.hit(ratelimit.SIGN_IN_REQUESTS, client):
         return _render("guardian/signin.html", 429, error=_("操作が多すぎます。しばらく待ってからお試しください"))
     address = request.form.get("address", "")
     try:
-        portal.request_sign_in(g.appliance, address, capability.limiter())
+        portal.request_sign_in(g.appliance, address)
     except InvalidInput as refused:
         return _render("guardian/signin.html", 400, error=str(refused), address=address)
     return _render("guardian/signin_sent.html")

@@ -47,7 +47,7 @@ def registration_new(entry_code: str = ""):
     found, error = None, ""
     if entry_code:
         try:
-            found = registration.find_code(g.appliance, entry_code, client=_client(), limiter=capability.limiter())
+            found = registration.find_code(g.appliance, entry_code, client=_client())
         except InvalidInput as refused:
             error = str(refused)
     return render_page("guardian/register.html", code=entry_code, found=found, code_error=error, form={})
@@ -60,8 +60,7 @@ def registration_create():
     form = request.form
     try:
         registration.register_by_web(g.appliance, form.get("code", ""), form.get("name", ""),
-                                     form.get("relationship", ""), form.get("address", ""), client=_client(),
-                                     limiter=capability.limiter())
+                                     form.get("relationship", ""), form.get("address", ""), client=_client())
     except registration.CodeRefused as refused:
         return render_page("guardian/register.html", 400, code=form.get("code", ""), code_error=str(refused), form=form)
     except InvalidInput as refused:
@@ -118,7 +117,7 @@ def child_create():
     form = request.form
     try:
         registration.link_by_code(g.appliance, g.guardian.id, form.get("code", ""), form.get("relationship", ""),
-                                  client=_client(), limiter=capability.limiter())
+                                  client=_client())
     except InvalidInput as refused:
         return portal_views._render("guardian/register_child.html", 400, relationships=RELATIONSHIPS, form=form,
                                     error=str(refused))
