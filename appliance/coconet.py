@@ -229,23 +229,22 @@ _LATEST_PICKUPS = (
 _utc = CoconetState.at.python_value
 
 
-def current_states(event: CoconetEvent | str, student_ids: Iterable[str] | None = None) -> dict[str, ChildState]:
+def current_states(event_id: str, student_ids: Iterable[str] | None = None) -> dict[str, ChildState]:
     """Return the newest state per child of the event (children never set are absent from the map)."""
-    sql, params = _for_children(_CURRENT_STATES, "student_id", event, student_ids)
+    sql, params = _for_children(_CURRENT_STATES, "student_id", event_id, student_ids)
     newest = {row[0]: row for row in db.fetch(sql, params)}
     return {sid: ChildState(state, place, note, actor, _utc(at)) for sid, state, place, note, actor, at
             in newest.values()}
 
 
-def latest_pickups(event: CoconetEvent | str, student_ids: Iterable[str] | None = None) -> dict[str, Pickup]:
+def latest_pickups(event_id: str, student_ids: Iterable[str] | None = None) -> dict[str, Pickup]:
     """Return the latest pickup per child of the event."""
-    sql, params = _for_children(_LATEST_PICKUPS, "p.student_id", event, student_ids)
+    sql, params = _for_children(_LATEST_PICKUPS, "p.student_id", event_id, student_ids)
     return {sid: Pickup(collector, note, _utc(at)) for sid, collector, note, at in db.fetch(sql, params)}
 
 
-def _for_children(template: str, column: str, event: CoconetEvent | str,
-                  student_ids: Iterable[str] | None) -> tuple[str, list]:
-    params = [event.id if isinstance(event, CoconetEvent) else event]
+def _for_children(template: str, column: str, event_id: str, student_ids: Iterable[str] | None) -> tuple[str, list]:
+    params = [event_id]
     if student_ids is None:
         return template.format(only=""), params
     ids = list(student_ids)
@@ -468,7 +467,7 @@ def dashboard(event: CoconetEvent) -> Dashboard:
     students = list(Student.select(Student.id, Student.grade, Student.class_name, Student.number, Student.name)
                     .where((Student.school == event.school_id) & (Student.status == "enrolled"))
                     .order_by(Student.grade, Student.class_name, Student.number))
-    states, pickups = current_states(event), latest_pickups(event)
+    states, pickups = current_states(event.id), latest_pickups(event.id)
     links = defaultdict(set)
     for student_id, guardian_id in db.fetch(_SCHOOL_LINKS, (event.school_id,)):
         links[student_id].add(guardian_id)

@@ -53,7 +53,7 @@ def open_(app, school, **kw):
 
 
 def state_of(event, student):
-    return coconet.current_states(event)[student.id]
+    return coconet.current_states(event.id)[student.id]
 
 
 def test_models_declare_owned_events_and_facts_for_what_happens_during_one():
@@ -100,7 +100,7 @@ def test_a_closed_event_keeps_its_record_and_takes_nothing_more(app, fam, clock)
 def test_the_current_state_is_the_newest_fact_and_the_history_is_kept(app, fam, clock):
     event = open_(app, fam.school, send_notice=False)
     aoi = fam.kids["aoi"]
-    assert coconet.current_states(event) == {}
+    assert coconet.current_states(event.id) == {}
     coconet.set_states(app, event, [aoi], "unknown", actor="teacher-a")
     clock.advance(minutes=3)
     coconet.set_states(app, event, [aoi], "protected", place="体育館", note="けがなし", actor="teacher-a")
@@ -112,7 +112,7 @@ def test_the_current_state_is_the_newest_fact_and_the_history_is_kept(app, fam, 
 def test_a_whole_class_is_set_in_one_action(app, fam):
     event = open_(app, fam.school, send_notice=False)
     assert coconet.set_class_state(app, event, 3, "1", "protected", place="体育館", actor="teacher-a") == 3
-    states = coconet.current_states(event)
+    states = coconet.current_states(event.id)
     assert {fam.kids[n].id for n in ("aoi", "ren", "sora")} == set(states)
     assert {s.place for s in states.values()} == {"体育館"}
     with pytest.raises(NotFound):
@@ -147,7 +147,7 @@ def test_a_pickup_by_a_registered_guardian_hands_the_child_over(app, fam, clock)
     pickup = coconet.record_pickup(app, event, ren, guardian_id=fam.g["g3"].id, collected_at=collected,
                                    actor="teacher-a")
     assert state_of(event, ren).state == "handed_over"
-    assert coconet.latest_pickups(event)[ren.id] == coconet.Pickup("保護者3", "", collected)
+    assert coconet.latest_pickups(event.id)[ren.id] == coconet.Pickup("保護者3", "", collected)
     [logged] = coconet.pickup_register(event)
     assert logged.id == pickup.id and logged.student.name == "ren"
 
@@ -156,7 +156,7 @@ def test_a_pickup_by_another_named_adult_is_logged(app, fam):
     event = open_(app, fam.school, send_notice=False)
     coconet.record_pickup(app, event, fam.kids["sora"], adult_name="祖母 山田花子", note="身分証確認",
                           actor="teacher-a")
-    assert coconet.latest_pickups(event)[fam.kids["sora"].id] == coconet.Pickup("祖母 山田花子", "身分証確認", ANY)
+    assert coconet.latest_pickups(event.id)[fam.kids["sora"].id] == coconet.Pickup("祖母 山田花子", "身分証確認", ANY)
 
 
 @pytest.mark.parametrize("who", ["g4", "g5", "none"])

@@ -70,7 +70,7 @@ def test_the_bulk_form_marks_a_whole_class_protected_in_the_gym(signed_in, event
     teacher = signed_in("teacher-a")
     response = teacher.post_form(f"{BASE}/{event.id}/class/3/1", {"state": "protected", "place": "体育館"})
     assert response.status_code == 303
-    states = coconet.current_states(event)
+    states = coconet.current_states(event.id)
     in_class = Student.select().where((Student.grade == 3) & (Student.class_name == "1"))
     assert {s.id for s in in_class} == set(states)
     page = teacher.get(response.headers["Location"]).get_data(as_text=True)
@@ -82,9 +82,9 @@ def test_one_button_sets_one_child_and_a_child_of_another_class_is_refused(signe
     child = seat(2, "1", 2)
     response = teacher.post_form(f"{BASE}/{event.id}/class/2/1", {"student_id": child.id, "state": "absent"})
     assert response.status_code == 303 and response.headers["Location"].endswith(f"#s-{child.id}")
-    assert coconet.current_states(event)[child.id].state == "absent"
+    assert coconet.current_states(event.id)[child.id].state == "absent"
     refused = teacher.post_form(f"{BASE}/{event.id}/class/2/2", {"student_id": child.id, "state": "unknown"})
-    assert refused.status_code == 400 and coconet.current_states(event)[child.id].state == "absent"
+    assert refused.status_code == 400 and coconet.current_states(event.id)[child.id].state == "absent"
 
 
 def test_a_name_card_opens_the_childs_form_in_the_open_event(signed_in, event):
@@ -110,7 +110,7 @@ def test_pickups_by_a_guardian_or_a_named_adult_through_the_page(signed_in, even
     register = teacher.get(f"{BASE}/{event.id}/pickups").get_data(as_text=True)
     assert "2026/04/06 08:50" in register and "&lt;script&gt;祖母&lt;/script&gt;" in register
     assert "<script>" not in register
-    assert coconet.current_states(event)[child.id].state == "handed_over"
+    assert coconet.current_states(event.id)[child.id].state == "handed_over"
 
 
 def test_notes_and_notices_are_escaped_everywhere(app, signed_in, event):

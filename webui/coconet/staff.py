@@ -99,7 +99,7 @@ def _roll_page(event, grade: int, class_name: str, status: int = 200):
     if not students:
         abort(404)
     return render_template("coconet/roll.html", event=event, grade=grade, class_name=class_name,
-                           students=students, states=coconet.current_states(event, [s.id for s in students]),
+                           students=students, states=coconet.current_states(event.id, [s.id for s in students]),
                            limits=coconet), status
 
 
@@ -139,7 +139,7 @@ def student_show(code: str, event_id: str, student_id: str):
 def _student_page(event, student, status: int = 200):
     return render_template("coconet/student.html", event=event, student=student,
                            history=coconet.student_history(event, student),
-                           pickup=coconet.latest_pickups(event, [student.id]).get(student.id),
+                           pickup=coconet.latest_pickups(event.id, [student.id]).get(student.id),
                            guardians=coconet.guardians_of(student), limits=coconet), status
 
 
