@@ -49,6 +49,7 @@ def test_staff_sign_in_and_land_on_their_school(client, staff):
     assert response.status_code == 302
     page = client.get("/admin/", follow_redirects=True).get_data(as_text=True)
     assert "第一小学校" in page and "教頭" in page
+    assert '<link rel="icon" href="data:,">' in page       # no /favicon.ico (a 404 page rendered) with every page
 
 
 def test_operator_sees_every_school(signed_in):
