@@ -156,3 +156,17 @@ def test_a_claim_reads_the_head_of_the_queue_index_without_sorting(app, school):
     plan = [row[3] for row in db.database.execute_sql("EXPLAIN QUERY PLAN " + claim.sql, claim.params)]
     assert any("USING INDEX delivery_queue" in step for step in plan)
     assert not any("TEMP B-TREE" in step for step in plan)
+
+
+def test_the_health_checks_count_of_due_mail_reads_only_the_pending_deliveries(app, school):
+    """/healthz counts due mail: a scan of every delivery ever made would grow with the appliance's history."""
+    _send(app, school)
+    statements = []
+    db.database.obj.query_hooks.append(statements.append)
+    try:
+        assert deliveries.count_due(app) > 0
+    finally:
+        db.database.obj.query_hooks.remove(statements.append)
+    count = next(s for s in statements if s.sql.startswith("SELECT COUNT"))
+    plan = [row[3] for row in db.database.execute_sql("EXPLAIN QUERY PLAN " + count.sql, count.params)]
+    assert any("USING INDEX delivery_queue" in step or "USING COVERING INDEX delivery_queue" in step for step in plan)
