@@ -340,7 +340,7 @@ def guardian_links(app, guardian_ids: Iterable[str]) -> dict[str, str]:
 # Plain SQL (db.fetch) throughout: every guardian may open this page at once, while mail goes out.
 _GUARDIAN = "SELECT name, locale FROM guardian WHERE id = {p}"
 _CHILDREN = ("SELECT s.id, s.school_id, s.name, s.grade, s.class_name FROM student s"
-             " JOIN guardian_link l ON l.student_id = s.id WHERE l.guardian_id = {p} AND l.status = 'approved'"
+             " JOIN guardian_link l ON l.student_id = s.id WHERE l.guardian_id = +{p} AND l.status = 'approved'"
              " AND s.status = 'enrolled' ORDER BY s.grade DESC, s.class_name, s.number")
 _OPEN_EVENTS = ("SELECT e.id, e.school_id, e.title, e.opened_at, sc.name FROM coconet_event e"
                 " JOIN school sc ON sc.id = e.school_id WHERE e.closed_at IS NULL AND e.school_id IN ({schools})"

@@ -29,7 +29,7 @@ _TAP = (
     " EXISTS (SELECT 1 FROM survey_answer a WHERE a.message_id = m.id AND a.guardian_id = g.id)"
     " OR EXISTS (SELECT 1 FROM reply r WHERE r.message_id = m.id AND r.guardian_id = g.id)"
     " FROM capability_token t JOIN guardian g ON g.id = t.guardian_id JOIN message m ON m.id = t.message_id"
-    " WHERE t.token_hash = {p} AND t.scope = 'read' AND t.expires_at > {p} AND m.kind = 'notice'")
+    " WHERE t.token_hash = +{p} AND t.scope = 'read' AND t.expires_at > {p} AND m.kind = 'notice'")
 _ATTACHMENTS = "SELECT id, filename, size FROM attachment WHERE message_id = {p} ORDER BY id"
 _utc = Message.send_at.python_value
 

@@ -60,11 +60,6 @@ def test_database_runs_in_wal_with_foreign_keys(app):
     assert db.database.execute_sql("PRAGMA foreign_keys").fetchone()[0] == 1
 
 
-def test_query_plans_do_not_depend_on_bound_values(app):
-    # Without the guarantee SQLite planned a tap's join for its token and prepared it again at every call.
-    assert db.database.connection().config(apsw.SQLITE_DBCONFIG_ENABLE_QPSG, -1) == 1
-
-
 def test_keys_made_in_sql_are_uuid7_unique_rising_and_time_ordered(app):
     expression, params = db.database.get_sql_context().sql(db.new_keys(1_700_000_000_000)).query()
     counting = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50000)"
