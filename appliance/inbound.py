@@ -231,7 +231,8 @@ class Router:
         if _auto_submitted(message):
             return Outcome("ignored", "auto-submitted")     # an out-of-office answer is no enquiry
         address = sender_address(message) or envelope_from
-        if not (self.app.limiter.hit(ENQUIRY_CLIENTS, peer) and self.app.limiter.hit(ENQUIRY_SENDERS, address.lower())):
+        limiter = self.app.limiter
+        if not (limiter.hit(ENQUIRY_CLIENTS, peer) and limiter.hit(ENQUIRY_SENDERS, address.lower())):
             raise MailRefused("rate", "お問い合わせのメールが続いています。時間をおいて送ってください。")
         text, files = split_text(message)
         subject = " ".join(mime.header_text(message, "Subject").split())

@@ -149,19 +149,18 @@ def find_code(app, code: str, *, client: str) -> RegistrationCode:
 
     Wrong codes count against the client; past CODE_GUESSES every code is refused.
     """
-    limiter = app.limiter
-    if limiter.exceeded(CODE_GUESSES, client):
+    if app.limiter.exceeded(CODE_GUESSES, client):
         raise _refuse("locked")
     try:
         canonical = normalise_code(code)
     except CodeRefused:
-        limiter.hit(CODE_GUESSES, client)
+        app.limiter.hit(CODE_GUESSES, client)
         raise
     row = (RegistrationCode.select(RegistrationCode, Student, School).join(Student)
            .switch(RegistrationCode).join(School)
            .where(RegistrationCode.code_hash == code_hash(app, canonical)).first())
     if row is None or row.student.status != "enrolled":
-        limiter.hit(CODE_GUESSES, client)
+        app.limiter.hit(CODE_GUESSES, client)
         raise _refuse("unknown")
     _check_live(app, row)
     return row

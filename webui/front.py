@@ -16,7 +16,7 @@ request is answered:
   time, as a sync worker would: a page is CPU work, and handing it to a thread and back
   cost a CoCo-net page ~40% more, while threads taking the interpreter in turns made a
   staff page wait behind every guardian's (bench/guardian_burst.py). Except the few long
-  staff pages marked ``off_loop`` (webui/off_loop.py: a school's print view, exports).
+  staff pages marked ``off_loop`` (webui/long_pages.py: a school's print view, exports).
 - Those, and requests with a body (forms, uploads), run on a pool of threads (a2wsgi):
   a phone on one bar may take a minute to send 1 MB, and the loop must not wait for it.
 """
@@ -34,9 +34,10 @@ from uvicorn_worker import UvicornWorker
 from werkzeug.exceptions import HTTPException
 
 from appliance import message_page, receipts, tokens
-from webui import SECURITY_HEADERS, access_log, capability, create_app, off_loop
+from webui import SECURITY_HEADERS, access_log, capability, create_app
 from webui.group_commit import WRITES, GroupCommit
 from webui.guardian.message import ready_page
+from webui.long_pages import off_loop_endpoints
 
 FLASK_THREADS = 8       # requests with a body Flask answers at once per worker
 _FIRST_TAP = re.compile(rf"/{re.escape(tokens.PATHS['read'])}/([^/]+)\Z")     # the token's form: message_page.tap
@@ -57,8 +58,9 @@ class Front:
         self.appliance = flask_app.extensions["appliance"]
         self.flask = WSGIMiddleware(flask_app, workers=FLASK_THREADS)
         self.commits = GroupCommit()
-        self._urls = flask_app.url_map.bind("front")       # which view a path is, to find the long ones
-        self._off_loop = off_loop.endpoints(flask_app)
+        # Which view a path is, to find the long ones (the name is not matched: the map has no host rules).
+        self._urls = flask_app.url_map.bind("front")
+        self._off_loop = off_loop_endpoints(flask_app)
         self._headers: dict[str, list[tuple[bytes, bytes]]] = {}
         self._lines: list[str] = []
 
@@ -72,7 +74,7 @@ class Front:
                     headers, body = ready
                     await sent({"type": "http.response.start", "status": 200, "headers": headers})
                     await sent({"type": "http.response.body", "body": body})
-                elif self._long(scope):
+                elif self._runs_off_loop(scope):
                     await self.flask(scope, receive, sent)
                 else:
                     await flask_in_loop(self.flask_app, scope, sent, self.commits)
@@ -105,7 +107,7 @@ class Front:
             return None
         return [*self._page_headers(tap.locale), (b"content-length", str(len(body)).encode())], body
 
-    def _long(self, scope) -> bool:
+    def _runs_off_loop(self, scope) -> bool:
         """Whether the request is for a view marked off_loop."""
         try:
             endpoint, _ = self._urls.match(scope["path"], method=scope["method"])

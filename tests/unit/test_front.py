@@ -262,6 +262,8 @@ def test_long_staff_pages_run_on_the_thread_pool_and_the_others_in_the_loop(web,
     for path in long_pages + in_loop:
         assert request(front, path).status in (302, 404)       # not signed in: only where Flask ran matters
     assert threads == {**{path: False for path in long_pages}, **{path: True for path in in_loop}}
+    threads.clear()
+    assert request(front, long_pages[0], method="HEAD").status == 302 and threads == {long_pages[0]: False}
 
 
 def test_head_is_answered_by_flask_without_a_body_and_records_no_read(front, flask_paths, families, ready):

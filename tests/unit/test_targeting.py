@@ -246,3 +246,12 @@ def test_resolution_takes_the_same_number_of_queries_for_any_size(app):
     assert counts[0] == counts[1]
     assert counts[0] == (3, 2)   # the group check, then one statement per answer
     assert count_audience(large, rule)["guardians"] > count_audience(small, rule)["guardians"]
+
+
+def test_a_class_is_found_through_the_enrolled_seat_index(app):
+    """student_enrolled_seat is a partial index (enrolled children only): with SQLite's planner stability
+    guarantee on, or the condition bound in some other form SQLite cannot match, a class became a scan."""
+    school = make_school(app, "IDX", 5)
+    sql, params = student_query(school, parse_rule("class:2-1")).sql()
+    plan = [row[3] for row in db.database.execute_sql("EXPLAIN QUERY PLAN " + sql, params)]
+    assert any("student_enrolled_seat" in step for step in plan), plan

@@ -22,7 +22,7 @@ from appliance.targeting import parse_class
 from webui.access import TEACHER, access
 from webui.admin import bp
 from webui.downloads import file_response
-from webui.off_loop import off_loop
+from webui.long_pages import off_loop
 
 PAGE_SIZE = 20
 

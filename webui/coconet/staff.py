@@ -18,7 +18,7 @@ from appliance.targeting import parse_class
 from webui.access import SCHOOL_ADMIN, TEACHER, access
 from webui.coconet import bp
 from webui.downloads import file_response
-from webui.off_loop import off_loop
+from webui.long_pages import off_loop
 
 PREFIX = "/admin/s/<code>/coconet"
 

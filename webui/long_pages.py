@@ -19,6 +19,6 @@ def off_loop(view: Callable) -> Callable:
     return view
 
 
-def endpoints(app: Flask) -> frozenset[str]:
+def off_loop_endpoints(app: Flask) -> frozenset[str]:
     """The endpoints whose views are marked (the mark survives decorators that use functools.wraps)."""
     return frozenset(name for name, view in app.view_functions.items() if getattr(view, "off_loop", False))
