@@ -6,7 +6,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from appliance import contacts, tokens
+from appliance import contacts
 from appliance.errors import InvalidInput
 from appliance.mail import reply_address
 from appliance.messages import create_message
@@ -14,7 +14,7 @@ from appliance.models import Delivery, Enquiry, Guardian, Recipient, Reply
 from mta.inbound import controller_for
 from mta.resolver import DnsLookup
 from tests.integration.conftest import free_port
-from tests.unit.guardian_fixtures import PDF
+from tests.unit.guardian_fixtures import PDF, issued_token
 from tests.unit.mail_fixtures import DOMAIN, bounce_to, dkim_signed
 
 
@@ -68,8 +68,7 @@ def test_bounces_to_verp_addresses_suspend_the_address_after_three_messages(app,
 
 
 def test_a_reply_with_a_pdf_is_stored_and_shown_to_the_school(app, families, server, staff, signed_in):
-    pair = (families.taro.id, families.message.id)
-    address = reply_address(tokens.issue_tokens(app, "reply", [pair])[pair], DOMAIN)
+    address = reply_address(issued_token(app, "reply", families.taro.id, families.message.id), DOMAIN)
     with _smtp(server) as client:
         client.sendmail("taro@example.jp", [address], _reply(address, files=[("申込書.pdf", PDF)]))
     [reply] = Reply.select()
@@ -87,8 +86,7 @@ def test_spf_and_dkim_of_replies_are_asked_of_dns_and_shown_to_the_school(app, f
     dns_server.zone.add_txt("s1._domainkey.example.jp", key_record.decode())
     dns_server.zone.add_txt("forged.example", "v=spf1 ip4:192.0.2.0/24 -all")
     dns_server.zone.servfail("broken.example")
-    pair = (families.taro.id, families.message.id)
-    address = reply_address(tokens.issue_tokens(app, "reply", [pair])[pair], DOMAIN)
+    address = reply_address(issued_token(app, "reply", families.taro.id, families.message.id), DOMAIN)
     with _smtp(server) as client:
         client.sendmail("taro@example.jp", [address], signed)
         client.sendmail("taro@forged.example", [address], _reply(address))
@@ -106,8 +104,7 @@ def test_spf_and_dkim_of_replies_are_asked_of_dns_and_shown_to_the_school(app, f
 
 
 def test_an_oversize_mail_is_refused_at_data_in_japanese(app, families, server):
-    pair = (families.taro.id, families.message.id)
-    address = reply_address(tokens.issue_tokens(app, "reply", [pair])[pair], DOMAIN)
+    address = reply_address(issued_token(app, "reply", families.taro.id, families.message.id), DOMAIN)
     too_big = _reply(address, files=[("big.pdf", PDF + b"0" * (app.config["mta"]["inbound_max_bytes"]))])
     with _smtp(server) as client:
         client.esmtp_features.pop("size", None)      # do not declare it: the server must stop it at DATA
@@ -152,8 +149,7 @@ def test_an_empty_mail_calls_the_injected_registration(server, entries):
 
 
 def test_unsubscribe_by_mail_stops_routine_mail_and_a_bad_token_gets_a_550_in_both_languages(app, families, server):
-    pair = (families.taro.id, families.message.id)
-    token = tokens.issue_tokens(app, "unsubscribe", [pair])[pair]
+    token = issued_token(app, "unsubscribe", families.taro.id, families.message.id)
 
     def mail(subject: str) -> bytes:
         return f"From: taro@example.jp\r\nTo: unsubscribe@{DOMAIN}\r\nSubject: {subject}\r\n\r\n".encode()
@@ -170,8 +166,7 @@ def test_unsubscribe_by_mail_stops_routine_mail_and_a_bad_token_gets_a_550_in_bo
 
 def test_smuggled_second_message_is_neither_ended_early_nor_stored(app, families, server):
     """SMTP smuggling: <LF>.<LF> does not end DATA, and the message carrying it is refused whole."""
-    pair = (families.taro.id, families.message.id)
-    address = reply_address(tokens.issue_tokens(app, "reply", [pair])[pair], DOMAIN)
+    address = reply_address(issued_token(app, "reply", families.taro.id, families.message.id), DOMAIN)
     with socket.create_connection(("127.0.0.1", server), timeout=10) as sock:
         stream = sock.makefile("rwb")
 

@@ -28,9 +28,7 @@ class Families:
 
     def link(self, app, guardian, message=None) -> str:
         """The path of a guardian's read link for the message."""
-        message = message or self.message
-        token = tokens.issue_tokens(app, "read", [(guardian.id, message.id)])[(guardian.id, message.id)]
-        return f"/r/{token}"
+        return f"/r/{issued_token(app, 'read', guardian.id, (message or self.message).id)}"
 
 
 def make_families(app, **message_options) -> Families:
@@ -46,6 +44,12 @@ def make_families(app, **message_options) -> Families:
     options = {"questions": QUESTIONS, "reply_needed": True, **message_options}
     message = create_message(app, school, audience="all", subject="遠足のお知らせ", body="持ち物: 弁当、水筒", **options)
     return Families(school, taro, hanako, message)
+
+
+def issued_token(app, scope: str, guardian_id: str, message_id: str) -> str:
+    """The token of a guardian's link of the scope for a message (tokens are derived: the mailed one)."""
+    pair = (guardian_id, message_id)
+    return tokens.issue_tokens(app, scope, [pair])[pair]
 
 
 def form_token(page: str) -> str:

@@ -9,6 +9,7 @@ from appliance import coconet
 from appliance.models import CoconetCheck, GuardianLink, Student
 from appliance.sample_data import ADDRESS_MARKER
 from tests.conftest import seat
+from tests.unit.guardian_fixtures import issued_token
 
 BASE = "/admin/s/sch-a/coconet"
 
@@ -218,9 +219,8 @@ def test_unknown_links_show_nothing(client, event, token):
 
 
 def test_a_read_link_does_not_open_coconet_and_an_expired_link_shows_nothing(app, client, clock, event):
-    from appliance import tokens
     guardian_id = families(seat(1, "1", 1))[0]
-    read = tokens.issue_tokens(app, "read", [(guardian_id, event.message_id)])[(guardian_id, event.message_id)]
+    read = issued_token(app, "read", guardian_id, event.message_id)
     assert client.get(f"/c/{read}").status_code == 404
     path = guardian_path(app, guardian_id)
     clock.advance(days=401)

@@ -12,13 +12,12 @@ from appliance.mail import render_deliveries, reply_address, reply_token
 from appliance.mime import MailRefused
 from appliance.messages import create_message
 from appliance.models import AuditEntry, Delivery, DeliveryResult, Enquiry, Recipient, Reply, ReplyFile
-from tests.unit.guardian_fixtures import PDF, PNG, make_families
+from tests.unit.guardian_fixtures import PDF, PNG, issued_token, make_families
 from tests.unit.mail_fixtures import DOMAIN, FakeDns, bounce_to, dkim_signed, make_router
 
 
 def _reply_to(app, families, guardian) -> str:
-    token = tokens.issue_tokens(app, "reply", [(guardian.id, families.message.id)])[(guardian.id, families.message.id)]
-    return reply_address(token, DOMAIN)
+    return reply_address(issued_token(app, "reply", guardian.id, families.message.id), DOMAIN)
 
 
 def _mail(to: str, body: str = "参加します。", *, sender: str = "taro@example.jp", files=(), headers=None) -> bytes:

@@ -11,6 +11,7 @@ from appliance.models import (AuditEntry, ContactPoint, Delivery, Guardian, Guar
                               RegistrationCode, Student)
 from appliance.schools import add_school
 from appliance.targeting import guardian_query, parse_rule
+from tests.unit.guardian_fixtures import issued_token
 
 
 @dataclass
@@ -34,8 +35,8 @@ def sheet(app):
 
 
 def link_token(app, reg: Registration) -> str:
-    """The token of the link the registration's mail carries (tokens are derived, so this is the mailed one)."""
-    return tokens.issue_tokens(app, "register", [(reg.guardian_id, reg.message_id)])[(reg.guardian_id, reg.message_id)]
+    """The token of the link the registration's mail carries."""
+    return issued_token(app, "register", reg.guardian_id, reg.message_id)
 
 
 def approve(app, school, link):

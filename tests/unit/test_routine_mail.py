@@ -12,15 +12,14 @@ from appliance.messages import create_message
 from appliance.mime import MailRefused
 from appliance.models import Delivery, Guardian, Message, Recipient
 from appliance.sample_data import ADDRESS_MARKER
-from tests.unit.guardian_fixtures import form_token, signed_in_guardian
+from tests.unit.guardian_fixtures import form_token, issued_token, signed_in_guardian
 from tests.unit.mail_fixtures import DOMAIN, make_router
 
 PUSH = json.dumps({"endpoint": "https://push.example/1", "keys": {"p256dh": "B" * 87, "auth": "A" * 22}})
 
 
 def _unsubscribe_token(app, guardian, message) -> str:
-    pair = (guardian.id, message.id)
-    return tokens.issue_tokens(app, "unsubscribe", [pair])[pair]
+    return issued_token(app, "unsubscribe", guardian.id, message.id)
 
 
 def _email_deliveries(message, guardian) -> int:
@@ -79,8 +78,7 @@ def test_the_token_in_a_routine_mails_list_unsubscribe_stops_its_guardian(app, f
     assert f"subject={token}>" in header
     assert routine_mail.unsubscribe(app, token) == families.taro.id
     assert _routine_mail(families.taro) is False and _routine_mail(families.hanako) is True
-    read = tokens.issue_tokens(app, "read", [(families.taro.id, families.message.id)])
-    for wrong in ("A" * 22, *read.values()):
+    for wrong in ("A" * 22, issued_token(app, "read", families.taro.id, families.message.id)):
         with pytest.raises(tokens.InvalidToken):
             routine_mail.unsubscribe(app, wrong)
 
