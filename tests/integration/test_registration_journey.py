@@ -33,6 +33,7 @@ from playwright.sync_api import expect
 from appliance.demo import DEMO_CODE, DemoLogin
 from appliance.registration import SUBJECT as REGISTRATION_SUBJECT
 from mta.sink import read_captured
+from tests.conftest import hidden
 from tests.integration.browser import PLACE, SCREENSHOTS, TIMEOUT_MS
 from tests.integration.conftest import Site, wait_until
 
@@ -105,11 +106,6 @@ class Visitor:
                 return response.status, response.read().decode()
         except urllib.error.HTTPError as refused:
             return refused.code, refused.read().decode()
-
-
-def hidden(page: str, name: str) -> str:
-    """The value of a form's hidden input."""
-    return html.unescape(re.search(rf'name="{name}" value="([^"]*)"', page)[1])
 
 
 def wait_for_mail(site: Site, address: str, subject: str) -> EmailMessage:

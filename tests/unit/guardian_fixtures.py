@@ -1,6 +1,5 @@
 """A school with two families and a message with a survey, and the guardian pages' helpers (form tokens,
 mailed links, a portal session), shared by the guardian-side tests."""
-import re
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 
@@ -9,7 +8,7 @@ from appliance.guardians import add_guardian
 from appliance.messages import Question, create_message
 from appliance.models import Guardian, Message, Student
 from appliance.schools import add_school
-from tests.conftest import csrf_token
+from tests.conftest import csrf_token, hidden
 from tests.unit.mta_fakes import FakeConnector, deliver
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -54,7 +53,7 @@ def issued_token(app, scope: str, guardian_id: str, message_id: str) -> str:
 
 def form_token(page: str) -> str:
     """The form token a guardian page's form carries (the link's or the portal session's)."""
-    return re.search(r'name="form_token" value="([^"]+)"', page).group(1)
+    return hidden(page, "form_token")
 
 
 def mailed_link(app, scope: str, check_system_mail: bool = False) -> str:
