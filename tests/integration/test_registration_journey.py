@@ -36,6 +36,7 @@ from mta.sink import read_captured
 from tests.conftest import hidden
 from tests.integration.browser import PLACE, SCREENSHOTS, TIMEOUT_MS
 from tests.integration.conftest import Site, wait_until
+from tests.unit.mail_fixtures import inbound_mail
 
 CLASS = "5-3"       # no other integration test uses this class
 MAIL_WAIT = 60      # seconds: the MTA polls the database, then the sink writes the file
@@ -184,11 +185,9 @@ def test_empty_mail_registration_from_the_sheet_to_the_first_message(journey, sh
     site, mailto = journey.site, sheet_codes[0][3]
     assert mailto.startswith("mailto:entry-")
     entry, address, name = mailto.removeprefix("mailto:"), "taro.journey@docomo.ne.jp", "連絡 太郎"
-    empty = EmailMessage()
-    empty["From"], empty["To"], empty["Subject"] = address, entry, ""
     host, port = site.env["APPLIANCE_MTA__INBOUND_BIND"].rsplit(":", 1)
     with smtplib.SMTP(host, int(port), timeout=30) as client:
-        client.send_message(empty)          # CRLF line ends, as every mail server sends
+        client.sendmail(address, [entry], inbound_mail(entry, "", sender=address, subject=""))
 
     link = registration_link(wait_for_mail(site, address, REGISTRATION_SUBJECT))
     guardian = Visitor(site.base_url)
