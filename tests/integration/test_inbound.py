@@ -12,7 +12,7 @@ from appliance.messages import create_message
 from appliance.models import Delivery, Enquiry, Guardian, Recipient, Reply
 from mta.inbound import controller_for
 from mta.resolver import DnsLookup
-from tests.integration.conftest import free_port
+from tests.integration.site import free_port
 from tests.unit.guardian_fixtures import PDF, issued_token
 from tests.unit.mail_fixtures import DOMAIN, bounce_to, dkim_signed, inbound_mail
 
