@@ -137,6 +137,14 @@ def roster(app, staff):
     return plan
 
 
+def add_students(app, school, seats) -> list[Student]:
+    """Students created now at these (grade, class_name, number, name) seats of the school."""
+    now = app.clock.now()
+    with db.write():
+        return [Student.create(school=school, grade=grade, class_name=class_name, number=number, name=name,
+                               created_at=now, updated_at=now) for grade, class_name, number, name in seats]
+
+
 def seat(grade: int, class_name: str, number: int, school: str = "sch-a") -> Student:
     """The enrolled student at this seat (grade, class, number) of a school."""
     return Student.get((Student.school == School.get(School.code == school)) & (Student.grade == grade)

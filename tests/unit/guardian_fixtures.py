@@ -3,12 +3,12 @@ mailed links, a portal session), shared by the guardian-side tests."""
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 
-from appliance import db, tokens
+from appliance import tokens
 from appliance.guardians import add_guardian
 from appliance.messages import Question, create_message
-from appliance.models import Guardian, Message, Student
+from appliance.models import Guardian, Message
 from appliance.schools import add_school
-from tests.conftest import csrf_token, hidden
+from tests.conftest import add_students, csrf_token, hidden
 from tests.unit.mta_fakes import FakeConnector, deliver
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -32,11 +32,7 @@ class Families:
 
 def make_families(app, **message_options) -> Families:
     school = add_school(app, "s1", "さくら小学校")
-    now = app.clock.now()
-    with db.write():
-        kids = [Student.create(school=school, grade=grade, class_name="1", number=number, name=name,
-                               created_at=now, updated_at=now)
-                for grade, number, name in [(3, 1, "山田 一郎"), (1, 4, "山田 花子"), (2, 7, "佐藤 次郎")]]
+    kids = add_students(app, school, [(3, "1", 1, "山田 一郎"), (1, "1", 4, "山田 花子"), (2, "1", 7, "佐藤 次郎")])
     taro = add_guardian(app, "山田 太郎", student_ids=[kids[0].id, kids[1].id],
                         emails=["taro@example.jp", "taro@docomo.ne.jp"], approved=True)
     hanako = add_guardian(app, "佐藤 花子", student_ids=[kids[2].id], emails=["hanako@example.jp"], approved=True)
