@@ -1,4 +1,5 @@
 """Fixtures shared by both tiers: a fresh data dir and appliance per test, staff accounts, web clients."""
+import html
 import json
 import os
 import re
@@ -79,9 +80,14 @@ def staff(app):
         other_admin=add_staff_user(app, login="admin-b", password=PASSWORD, role="school_admin", school=other))
 
 
+def hidden(page: str, name: str) -> str:
+    """The value of the page's (first) form input of this name."""
+    return html.unescape(re.search(rf'name="{name}"[^>]*value="([^"]*)"', page)[1])
+
+
 def csrf_token(page: str) -> str:
     """The CSRF token a page's form carries."""
-    return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+    return hidden(page, "csrf_token")
 
 
 class WebClient(FlaskClient):
@@ -129,6 +135,14 @@ def roster(app, staff):
     plan = SampleGenerator("tests").make_school(grades=6, classes=2, guardians=60)
     store_sample_roster(app, staff.school, plan)
     return plan
+
+
+def add_students(app, school, seats) -> list[Student]:
+    """Students created now at these (grade, class_name, number, name) seats of the school."""
+    now = app.clock.now()
+    with db.write():
+        return [Student.create(school=school, grade=grade, class_name=class_name, number=number, name=name,
+                               created_at=now, updated_at=now) for grade, class_name, number, name in seats]
 
 
 def seat(grade: int, class_name: str, number: int, school: str = "sch-a") -> Student:

@@ -26,7 +26,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
 from playwright.sync_api import Browser, Page, Response, expect, sync_playwright
@@ -36,9 +35,7 @@ from appliance.demo import DEMO_CODE, DemoLogin
 from appliance.runtime import Appliance, open_appliance
 from appliance.sample_data import ADDRESS_MARKER
 from tests.integration.sinks import wait_for_port
-
-if TYPE_CHECKING:
-    from tests.integration.conftest import Site
+from tests.integration.site import APPLIANCE, Site
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -78,8 +75,6 @@ class DemoSite:
 @pytest.fixture(name="demo_site", scope="session")
 def demo_site_fixture(tmp_path_factory) -> Iterator[DemoSite]:
     """`make demo-setup`'s steps in a temporary data dir, served by gunicorn for the session."""
-    from tests.integration.conftest import Site    # here: conftest imports this module
-
     site = Site(tmp_path_factory.mktemp("browser") / "data")
     logins = site.set_up_demo()
     site.serve_web()
@@ -102,8 +97,6 @@ def core(demo_site: DemoSite | Site) -> Iterator[Appliance]:
 @pytest.fixture(name="sink", scope="module")
 def sink_fixture(demo_site) -> Iterator[None]:
     """The demo's capture sink (`appliance mta sink`), where `appliance demo` routes every mail."""
-    from tests.integration.conftest import APPLIANCE    # here: conftest imports this module
-
     sink = subprocess.Popen([*APPLIANCE, "mta", "sink"], env=demo_site.env, cwd=demo_site.data_dir.parent,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     host, port = demo_site.env["APPLIANCE_SINK__BIND"].rsplit(":", 1)
@@ -115,8 +108,6 @@ def sink_fixture(demo_site) -> Iterator[None]:
 
 def flush_mail(demo_site: DemoSite) -> None:
     """Deliver everything due to the capture sink (`appliance mta flush --wait`)."""
-    from tests.integration.conftest import APPLIANCE    # here: conftest imports this module
-
     flushed = subprocess.run([*APPLIANCE, "mta", "flush", "--wait"], env=demo_site.env, capture_output=True,
                              text=True, cwd=demo_site.data_dir.parent, timeout=120)
     assert flushed.returncode == 0, flushed.stderr
@@ -146,7 +137,7 @@ def page_fixture(request, browser, demo_site, screen) -> Iterator[Page]:
     try:
         yield page
     finally:
-        _save_screenshot(page, request, screen)
+        save_screenshot(page, request, screen)
         page.context.close()
 
 
@@ -184,9 +175,10 @@ def seen_fixture(page) -> Seen:
     return seen
 
 
-def open_page(browser: Browser, demo_site: DemoSite, screen: str) -> Page:
-    """A page in a new context of its own (no cookies) at this size; closing its context is the caller's."""
-    context = browser.new_context(base_url=demo_site.base_url, **SIZES[screen], **PLACE)
+def open_page(browser: Browser, site: DemoSite | Site, screen: str, **options) -> Page:
+    """A page in a new context of its own (no cookies) at this size, options (viewport=, java_script_enabled=)
+    overriding it; closing its context is the caller's."""
+    context = browser.new_context(base_url=site.base_url, **{**SIZES[screen], **options}, **PLACE)
     context.set_default_timeout(TIMEOUT_MS)
     return context.new_page()
 
@@ -194,10 +186,11 @@ def open_page(browser: Browser, demo_site: DemoSite, screen: str) -> Page:
 @pytest.fixture(name="screenshot")
 def screenshot_fixture(request, page, screen) -> Callable[..., Path]:
     """A function saving the page (or another one) now as test-artifacts/screenshots/<test>-<label>-<size>.png."""
-    return lambda label, other=None: _save_screenshot(other or page, request, screen, label)
+    return lambda label, other=None: save_screenshot(other or page, request, screen, label)
 
 
-def _save_screenshot(page: Page, request, screen: str, label: str = "") -> Path:
+def save_screenshot(page: Page, request, screen: str, label: str = "") -> Path:
+    """Save the page now as test-artifacts/screenshots/<test>-<label>-<size>.png (for pages no fixture opened)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     name = "-".join(part for part in (request.node.originalname, label, screen) if part)
     path = SCREENSHOTS / f"{name}.png"

@@ -24,7 +24,7 @@ from appliance.models import Message, School, StaffUser
 from appliance.portal import SIGN_IN_SUBJECT
 from appliance.sample_data import ADDRESS_MARKER
 from mta.sink import read_captured
-from tests.integration.browser import PLACE, SCREENSHOTS, TIMEOUT_MS, TINY_PDF, Seen, core, flush_mail
+from tests.integration.browser import TINY_PDF, Seen, core, flush_mail, open_page, save_screenshot
 
 CLASS = (3, "2")         # flows tests use 1-1 and 1-2: this test's mail and event stay out of their way
 OWN_ADDRESSES = "/p/addresses"
@@ -178,7 +178,7 @@ def test_guardian_reads_answers_replies_and_signs_in_to_the_portal(page, demo_si
     guardian_scan(seen)
 
 
-def test_coconet_guardian_page_at_320_px_without_javascript(browser, demo_site):
+def test_coconet_guardian_page_at_320_px_without_javascript(browser, demo_site, request):
     """During an event, a guardian's link shows their child's state in under 10 KB and takes the confirmation,
     on a 320-px screen with JavaScript off."""
     with core(demo_site) as app:
@@ -190,12 +190,9 @@ def test_coconet_guardian_page_at_320_px_without_javascript(browser, demo_site):
             coconet.set_class_state(app, event, *CLASS, "protected", place="体育館", actor="test")
             child = next(s for s in roster.class_students(school, *CLASS) if coconet.guardians_of(s))
             link = coconet.guardian_link(app, coconet.guardians_of(child)[0].id)
-        context = browser.new_context(base_url=demo_site.base_url, java_script_enabled=False,
-                                      viewport={"width": 320, "height": 640}, is_mobile=True, has_touch=True,
-                                      **PLACE)
-        context.set_default_timeout(TIMEOUT_MS)
         seen = Seen()
-        page = seen.watch(context.new_page())
+        page = seen.watch(open_page(browser, demo_site, "phone", viewport={"width": 320, "height": 640},
+                                    java_script_enabled=False))
         try:
             response = page.goto(link)
             assert response.status == 200
@@ -206,12 +203,10 @@ def test_coconet_guardian_page_at_320_px_without_javascript(browser, demo_site):
             assert page.evaluate("document.documentElement.scrollWidth") <= 320     # nothing wider than the phone
             page.get_by_role("button", name="確認しました").click()
             expect(page.locator("#done")).to_contain_text("確認済み")
-            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=SCREENSHOTS / "test_coconet_guardian_page_at_320_px_without_javascript.png",
-                            full_page=True)
+            save_screenshot(page, request, "phone")
             seen.assert_no_address()
         finally:
-            context.close()
+            page.context.close()
     finally:
         with core(demo_site) as app:
             coconet.close_event(app, coconet.find_event(school, event.id), actor="test")   # the site is shared

@@ -7,7 +7,7 @@ import dkim
 
 from appliance.config import load_config
 from appliance.dkim_keys import public_txt_records
-from tests.integration.conftest import REPO, http_get, wait_until
+from tests.integration.site import REPO, http_get, wait_until
 
 
 def _json(result) -> dict:

@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from appliance import tokens
 from appliance.models import Guardian, Receipt, Recipient
 from tests.integration.browser import core
-from tests.integration.conftest import Site, http_get
+from tests.integration.site import Site, http_get
 
 
 def test_a_burst_of_first_taps_is_answered_and_every_read_is_kept_and_no_link_logged(site: Site, tmp_path):

@@ -2,20 +2,19 @@
 enquiries; DKIM and SPF asked of a real DNS server on loopback."""
 import smtplib
 import socket
-from email.message import EmailMessage
 
 import pytest
 
-from appliance import contacts, tokens
+from appliance import contacts
 from appliance.errors import InvalidInput
 from appliance.mail import reply_address
 from appliance.messages import create_message
 from appliance.models import Delivery, Enquiry, Guardian, Recipient, Reply
 from mta.inbound import controller_for
 from mta.resolver import DnsLookup
-from tests.integration.conftest import free_port
-from tests.unit.guardian_fixtures import PDF
-from tests.unit.mail_fixtures import DOMAIN, bounce_to, dkim_signed
+from tests.integration.site import free_port
+from tests.unit.guardian_fixtures import PDF, issued_token
+from tests.unit.mail_fixtures import DOMAIN, bounce_to, dkim_signed, inbound_mail
 
 
 @pytest.fixture
@@ -45,15 +44,6 @@ def _smtp(port) -> smtplib.SMTP:
     return client
 
 
-def _reply(to: str, *, files=(), sender="taro@example.jp") -> bytes:
-    mail = EmailMessage()
-    mail["From"], mail["To"], mail["Subject"] = sender, to, "Re: 遠足のお知らせ"
-    mail.set_content("申込書を送ります。")
-    for name, data in files:
-        mail.add_attachment(data, maintype="application", subtype="pdf", filename=name)
-    return mail.as_bytes(policy=mail.policy.clone(linesep="\r\n"))
-
-
 def test_bounces_to_verp_addresses_suspend_the_address_after_three_messages(app, families, server, clock):
     message = families.message
     for n in range(3):
@@ -68,10 +58,10 @@ def test_bounces_to_verp_addresses_suspend_the_address_after_three_messages(app,
 
 
 def test_a_reply_with_a_pdf_is_stored_and_shown_to_the_school(app, families, server, staff, signed_in):
-    pair = (families.taro.id, families.message.id)
-    address = reply_address(tokens.issue_tokens(app, "reply", [pair])[pair], DOMAIN)
+    address = reply_address(issued_token(app, "reply", families.taro.id, families.message.id), DOMAIN)
     with _smtp(server) as client:
-        client.sendmail("taro@example.jp", [address], _reply(address, files=[("申込書.pdf", PDF)]))
+        client.sendmail("taro@example.jp", [address],
+                        inbound_mail(address, "申込書を送ります。", files=[("申込書.pdf", PDF, "application", "pdf")]))
     [reply] = Reply.select()
     assert (reply.guardian_id, reply.via) == (families.taro.id, "mail")
     page = signed_in("op").get(f"/admin/s/{families.school.code}/messages/{families.message.id}/replies")
@@ -81,19 +71,18 @@ def test_a_reply_with_a_pdf_is_stored_and_shown_to_the_school(app, families, ser
 
 def test_spf_and_dkim_of_replies_are_asked_of_dns_and_shown_to_the_school(app, families, server, dns_server, signed_in):
     """Every reply is taken whatever its results; the school sees them beside it (domains only)."""
-    signed, key_record = dkim_signed(_reply("x", sender="taro@example.jp"), b"example.jp")
+    signed, key_record = dkim_signed(inbound_mail("x"), b"example.jp")
     long_policy = "v=spf1 " + " ".join(f"ip4:10.{n}.0.0/16" for n in range(20)) + " ip4:127.0.0.0/8 -all"
     dns_server.zone.add_txt("example.jp", long_policy, "another=record")       # two strings in DNS: joined
     dns_server.zone.add_txt("s1._domainkey.example.jp", key_record.decode())
     dns_server.zone.add_txt("forged.example", "v=spf1 ip4:192.0.2.0/24 -all")
     dns_server.zone.servfail("broken.example")
-    pair = (families.taro.id, families.message.id)
-    address = reply_address(tokens.issue_tokens(app, "reply", [pair])[pair], DOMAIN)
+    address = reply_address(issued_token(app, "reply", families.taro.id, families.message.id), DOMAIN)
     with _smtp(server) as client:
         client.sendmail("taro@example.jp", [address], signed)
-        client.sendmail("taro@forged.example", [address], _reply(address))
-        client.sendmail("taro@broken.example", [address], _reply(address))
-        client.sendmail("", [address], _reply(address))     # a null sender: the HELO name is checked
+        client.sendmail("taro@forged.example", [address], inbound_mail(address))
+        client.sendmail("taro@broken.example", [address], inbound_mail(address))
+        client.sendmail("", [address], inbound_mail(address))     # a null sender: the HELO name is checked
     results = [r.auth_results for r in Reply.select().order_by(Reply.id)]
     assert results == [
         f"{DOMAIN}; dkim=pass header.d=example.jp; spf=pass smtp.mailfrom=example.jp; header.from=example.jp",
@@ -106,9 +95,9 @@ def test_spf_and_dkim_of_replies_are_asked_of_dns_and_shown_to_the_school(app, f
 
 
 def test_an_oversize_mail_is_refused_at_data_in_japanese(app, families, server):
-    pair = (families.taro.id, families.message.id)
-    address = reply_address(tokens.issue_tokens(app, "reply", [pair])[pair], DOMAIN)
-    too_big = _reply(address, files=[("big.pdf", PDF + b"0" * (app.config["mta"]["inbound_max_bytes"]))])
+    address = reply_address(issued_token(app, "reply", families.taro.id, families.message.id), DOMAIN)
+    too_big = inbound_mail(address, files=[("big.pdf", PDF + b"0" * app.config["mta"]["inbound_max_bytes"],
+                                            "application", "pdf")])
     with _smtp(server) as client:
         client.esmtp_features.pop("size", None)      # do not declare it: the server must stop it at DATA
         with pytest.raises(smtplib.SMTPDataError) as refused:
@@ -117,7 +106,8 @@ def test_an_oversize_mail_is_refused_at_data_in_japanese(app, families, server):
     assert "1MB" in refused.value.smtp_error.decode() and "大きすぎます" in refused.value.smtp_error.decode()
     with _smtp(server) as client:      # just over a reply's 1 MB of files, under the SMTP limit: also 552
         with pytest.raises(smtplib.SMTPDataError) as files_too_big:
-            client.sendmail("taro@example.jp", [address], _reply(address, files=[("a.pdf", PDF + b"0" * 1024 * 1024)]))
+            files = [("a.pdf", PDF + b"0" * 1024 * 1024, "application", "pdf")]
+            client.sendmail("taro@example.jp", [address], inbound_mail(address, files=files))
     assert files_too_big.value.smtp_code == 552 and "MBまで" in files_too_big.value.smtp_error.decode()
     with _smtp(server) as client:      # declared with SIZE=: refused at MAIL, in Japanese too
         with pytest.raises(smtplib.SMTPSenderRefused) as declared:
@@ -142,7 +132,7 @@ def test_one_recipient_per_transaction(app, families, server):
 
 
 def test_an_empty_mail_calls_the_injected_registration(server, entries):
-    empty = b"From: taro@docomo.ne.jp\r\nTo: entry-GOOD1234@renraku.example\r\nSubject: \r\n\r\n"
+    empty = inbound_mail(f"entry-GOOD1234@{DOMAIN}", "", sender="taro@docomo.ne.jp", subject="")
     with _smtp(server) as client:
         client.sendmail("taro@docomo.ne.jp", [f"entry-GOOD1234@{DOMAIN}"], empty)
         with pytest.raises(smtplib.SMTPDataError) as refused:
@@ -152,16 +142,12 @@ def test_an_empty_mail_calls_the_injected_registration(server, entries):
 
 
 def test_unsubscribe_by_mail_stops_routine_mail_and_a_bad_token_gets_a_550_in_both_languages(app, families, server):
-    pair = (families.taro.id, families.message.id)
-    token = tokens.issue_tokens(app, "unsubscribe", [pair])[pair]
-
-    def mail(subject: str) -> bytes:
-        return f"From: taro@example.jp\r\nTo: unsubscribe@{DOMAIN}\r\nSubject: {subject}\r\n\r\n".encode()
-
+    token = issued_token(app, "unsubscribe", families.taro.id, families.message.id)
+    to = f"unsubscribe@{DOMAIN}"
     with _smtp(server) as client:
-        client.sendmail("taro@example.jp", [f"unsubscribe@{DOMAIN}"], mail(token))
+        client.sendmail("taro@example.jp", [to], inbound_mail(to, "", subject=token))
         with pytest.raises(smtplib.SMTPDataError) as refused:
-            client.sendmail("taro@example.jp", [f"unsubscribe@{DOMAIN}"], mail("stop"))
+            client.sendmail("taro@example.jp", [to], inbound_mail(to, "", subject="stop"))
     assert Guardian.get_by_id(families.taro.id).routine_mail is False
     assert Guardian.get_by_id(families.hanako.id).routine_mail is True
     text = refused.value.smtp_error.decode()
@@ -170,8 +156,7 @@ def test_unsubscribe_by_mail_stops_routine_mail_and_a_bad_token_gets_a_550_in_bo
 
 def test_smuggled_second_message_is_neither_ended_early_nor_stored(app, families, server):
     """SMTP smuggling: <LF>.<LF> does not end DATA, and the message carrying it is refused whole."""
-    pair = (families.taro.id, families.message.id)
-    address = reply_address(tokens.issue_tokens(app, "reply", [pair])[pair], DOMAIN)
+    address = reply_address(issued_token(app, "reply", families.taro.id, families.message.id), DOMAIN)
     with socket.create_connection(("127.0.0.1", server), timeout=10) as sock:
         stream = sock.makefile("rwb")
 
@@ -209,11 +194,10 @@ def test_too_many_connections_from_one_client_get_421(app, server):
 
 
 def test_an_enquiry_by_mail_reaches_the_operators_desk_and_no_school(app, server, signed_in):
-    mail = EmailMessage()
-    mail["From"], mail["To"], mail["Subject"] = "山田 花子 <hanako.help@example.jp>", f"help@{DOMAIN}", "登録できません"
-    mail.set_content("空メールを送っても返事が来ません。3年1組 山田 一郎の母です。")
+    mail = inbound_mail(f"help@{DOMAIN}", "空メールを送っても返事が来ません。3年1組 山田 一郎の母です。",
+                        sender="山田 花子 <hanako.help@example.jp>", subject="登録できません")
     with _smtp(server) as client:
-        client.send_message(mail)
+        client.sendmail("hanako.help@example.jp", [f"help@{DOMAIN}"], mail)
     operator = signed_in("op")
     listed = operator.get("/admin/enquiries").get_data(as_text=True)
     assert "山田 花子" in listed and "空メールを送っても" in listed and "hanako.help@" not in listed

@@ -28,7 +28,7 @@ from appliance.models import Delivery, DeliveryResult, Student
 from appliance.runtime import open_appliance
 from appliance.schools import add_school
 from mta.policy import DEFAULT
-from tests.integration.conftest import APPLIANCE, wait_until
+from tests.integration.site import APPLIANCE, wait_until
 from tests.integration.sinks import SinkFarm, TlsSink
 
 DOMAINS = ("a.test", "b.test", "c.test", "d.test")

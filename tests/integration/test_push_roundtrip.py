@@ -25,7 +25,7 @@ from appliance.messages import create_message
 from appliance.models import Delivery, DeliveryResult
 from appliance.runtime import init_data_dir
 from tests.conftest import TEST_OVERRIDES
-from tests.integration.conftest import APPLIANCE, wait_until
+from tests.integration.site import APPLIANCE, wait_until
 from tests.unit.guardian_fixtures import make_families
 
 

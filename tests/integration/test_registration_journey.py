@@ -33,8 +33,10 @@ from playwright.sync_api import expect
 from appliance.demo import DEMO_CODE, DemoLogin
 from appliance.registration import SUBJECT as REGISTRATION_SUBJECT
 from mta.sink import read_captured
-from tests.integration.browser import PLACE, SCREENSHOTS, TIMEOUT_MS
-from tests.integration.conftest import Site, wait_until
+from tests.conftest import hidden
+from tests.integration.browser import open_page, save_screenshot
+from tests.integration.site import Site, wait_until
+from tests.unit.mail_fixtures import inbound_mail
 
 CLASS = "5-3"       # no other integration test uses this class
 MAIL_WAIT = 60      # seconds: the MTA polls the database, then the sink writes the file
@@ -105,11 +107,6 @@ class Visitor:
                 return response.status, response.read().decode()
         except urllib.error.HTTPError as refused:
             return refused.code, refused.read().decode()
-
-
-def hidden(page: str, name: str) -> str:
-    """The value of a form's hidden input."""
-    return html.unescape(re.search(rf'name="{name}" value="([^"]*)"', page)[1])
 
 
 def wait_for_mail(site: Site, address: str, subject: str) -> EmailMessage:
@@ -188,11 +185,9 @@ def test_empty_mail_registration_from_the_sheet_to_the_first_message(journey, sh
     site, mailto = journey.site, sheet_codes[0][3]
     assert mailto.startswith("mailto:entry-")
     entry, address, name = mailto.removeprefix("mailto:"), "taro.journey@docomo.ne.jp", "連絡 太郎"
-    empty = EmailMessage()
-    empty["From"], empty["To"], empty["Subject"] = address, entry, ""
     host, port = site.env["APPLIANCE_MTA__INBOUND_BIND"].rsplit(":", 1)
     with smtplib.SMTP(host, int(port), timeout=30) as client:
-        client.send_message(empty)          # CRLF line ends, as every mail server sends
+        client.sendmail(address, [entry], inbound_mail(entry, "", sender=address, subject=""))
 
     link = registration_link(wait_for_mail(site, address, REGISTRATION_SUBJECT))
     guardian = Visitor(site.base_url)
@@ -209,15 +204,12 @@ def test_empty_mail_registration_from_the_sheet_to_the_first_message(journey, sh
     assert address not in site.log.read_text(encoding="utf-8", errors="replace")
 
 
-def test_registration_page_on_a_phone_keeps_a_bad_entry_and_says_what_is_wrong(journey, sheet_codes, browser):
+def test_registration_page_on_a_phone_keeps_a_bad_entry_and_says_what_is_wrong(journey, sheet_codes, browser, request):
     """At 360 px without JavaScript: the QR code's URL fills in the code; a wrong code is refused in Japanese
     next to its field with everything typed kept; the right one leads to "check your mail"."""
     url = sheet_codes[1][0]
     code = url.rsplit("/", 1)[1]
-    context = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True,
-                                  device_scale_factor=2, java_script_enabled=False, **PLACE)
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
+    page = open_page(browser, journey.site, "phone", viewport={"width": 360, "height": 740}, java_script_enabled=False)
     try:
         page.goto(url)
         expect(page.get_by_role("heading", level=1)).to_have_text("連絡網への登録")
@@ -239,17 +231,12 @@ def test_registration_page_on_a_phone_keeps_a_bad_entry_and_says_what_is_wrong(j
         expect(page.get_by_label("保護者氏名")).to_have_value("登録 三郎")
         expect(page.get_by_label("続柄")).to_have_value("祖父")
         expect(page.get_by_label("メールアドレス")).to_have_value("saburo.journey@example.jp")
-        _screenshot(page, "refused")
+        save_screenshot(page, request, "phone", "refused")
 
         page.get_by_label("登録コード").fill(code)
         page.get_by_role("button", name="確認メールを送る").click()
         expect(page.get_by_role("heading", level=1)).to_have_text("メールを確認してください")
         expect(page.get_by_role("status")).to_contain_text("登録のメールを送りました")
-        _screenshot(page, "sent")
+        save_screenshot(page, request, "phone", "sent")
     finally:
-        context.close()
-
-
-def _screenshot(page, label: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=SCREENSHOTS / f"test_registration_page_on_a_phone-{label}.png", full_page=True)
+        page.context.close()

@@ -1,15 +1,14 @@
 """A school with two families and a message with a survey, and the guardian pages' helpers (form tokens,
 mailed links, a portal session), shared by the guardian-side tests."""
-import re
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 
-from appliance import db, tokens
+from appliance import tokens
 from appliance.guardians import add_guardian
 from appliance.messages import Question, create_message
-from appliance.models import Guardian, Message, Student
+from appliance.models import Guardian, Message
 from appliance.schools import add_school
-from tests.conftest import csrf_token
+from tests.conftest import add_students, csrf_token, hidden
 from tests.unit.mta_fakes import FakeConnector, deliver
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -28,18 +27,12 @@ class Families:
 
     def link(self, app, guardian, message=None) -> str:
         """The path of a guardian's read link for the message."""
-        message = message or self.message
-        token = tokens.issue_tokens(app, "read", [(guardian.id, message.id)])[(guardian.id, message.id)]
-        return f"/r/{token}"
+        return f"/r/{issued_token(app, 'read', guardian.id, (message or self.message).id)}"
 
 
 def make_families(app, **message_options) -> Families:
     school = add_school(app, "s1", "さくら小学校")
-    now = app.clock.now()
-    with db.write():
-        kids = [Student.create(school=school, grade=grade, class_name="1", number=number, name=name,
-                               created_at=now, updated_at=now)
-                for grade, number, name in [(3, 1, "山田 一郎"), (1, 4, "山田 花子"), (2, 7, "佐藤 次郎")]]
+    kids = add_students(app, school, [(3, "1", 1, "山田 一郎"), (1, "1", 4, "山田 花子"), (2, "1", 7, "佐藤 次郎")])
     taro = add_guardian(app, "山田 太郎", student_ids=[kids[0].id, kids[1].id],
                         emails=["taro@example.jp", "taro@docomo.ne.jp"], approved=True)
     hanako = add_guardian(app, "佐藤 花子", student_ids=[kids[2].id], emails=["hanako@example.jp"], approved=True)
@@ -48,9 +41,15 @@ def make_families(app, **message_options) -> Families:
     return Families(school, taro, hanako, message)
 
 
+def issued_token(app, scope: str, guardian_id: str, message_id: str) -> str:
+    """The token of a guardian's link of the scope for a message (tokens are derived: the mailed one)."""
+    pair = (guardian_id, message_id)
+    return tokens.issue_tokens(app, scope, [pair])[pair]
+
+
 def form_token(page: str) -> str:
     """The form token a guardian page's form carries (the link's or the portal session's)."""
-    return re.search(r'name="form_token" value="([^"]+)"', page).group(1)
+    return hidden(page, "form_token")
 
 
 def mailed_link(app, scope: str, check_system_mail: bool = False) -> str:

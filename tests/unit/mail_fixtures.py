@@ -1,6 +1,7 @@
 """Inbound mail builders shared by the unit and integration tests of appliance/inbound.py: a fake DNS, a router
-over it, a sample bounce aimed at a delivery, a DKIM-signed mail."""
+over it, a guardian's mail, a sample bounce aimed at a delivery, a DKIM-signed mail."""
 import base64
+from email.message import EmailMessage
 from pathlib import Path
 
 import dkim
@@ -30,6 +31,19 @@ class FakeDns:
 def make_router(app, dns=None, **kwargs) -> Router:
     """The inbound router over a fake DNS (empty unless given)."""
     return Router(app, dns=dns or FakeDns(), **kwargs)
+
+
+def inbound_mail(to: str, body: str = "参加します。", *, sender: str = "taro@example.jp", subject: str = "Re: 遠足のお知らせ",
+                 files=(), headers=None) -> bytes:
+    """A mail as a mailer sends it (CRLF line ends); files are (name, data, maintype, subtype)."""
+    mail = EmailMessage()
+    mail["From"], mail["To"], mail["Subject"] = sender, to, subject
+    for name, value in (headers or {}).items():
+        mail[name] = value
+    mail.set_content(body)
+    for name, data, maintype, subtype in files:
+        mail.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
+    return mail.as_bytes(policy=mail.policy.clone(linesep="\r\n"))
 
 
 def bounce_to(delivery_id: str, sample: str) -> bytes:

@@ -1,6 +1,4 @@
 """Bounce parsing (appliance/bounces.py) on real-looking samples, and fuzzing of the MIME and DSN parsers."""
-from email.message import EmailMessage
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -9,8 +7,8 @@ from hypothesis import strategies as st
 from appliance import mime
 from appliance.bounces import parse_bounce
 from appliance.inbound import read_reply
+from tests.unit.mail_fixtures import SAMPLES, inbound_mail
 
-SAMPLES = Path(__file__).parent / "samples" / "bounces"
 
 
 @pytest.mark.parametrize("sample, status, recipient", [
@@ -41,11 +39,9 @@ def test_a_delay_notice_is_not_a_failure():
 
 def test_an_auto_reply_or_ordinary_mail_is_not_a_bounce():
     assert parse_bounce((SAMPLES / "vacation.eml").read_bytes(), "someone@example.org") == []
-    mail = EmailMessage()
-    mail["From"] = "someone@example.org"
-    mail["Subject"] = "質問"
-    mail.set_content("550 人が参加します。存在しない日付ではありません。")
-    assert parse_bounce(mail.as_bytes(), "someone@example.org") == []
+    mail = inbound_mail("school@example.jp", "550 人が参加します。存在しない日付ではありません。", sender="someone@example.org",
+                        subject="質問")
+    assert parse_bounce(mail, "someone@example.org") == []
 
 
 _mime_text = st.one_of(

@@ -9,6 +9,7 @@ from appliance import coconet
 from appliance.models import CoconetCheck, GuardianLink, Student
 from appliance.sample_data import ADDRESS_MARKER
 from tests.conftest import seat
+from tests.unit.guardian_fixtures import form_token, issued_token
 
 BASE = "/admin/s/sch-a/coconet"
 
@@ -189,16 +190,16 @@ def test_confirm_and_reply_need_the_forms_token_and_are_recorded(app, web, event
     path = guardian_path(app, families(child)[0])
     phone = web.test_client()       # no cookie jar needed: a feature phone's browser
     page = phone.get(path).get_data(as_text=True)
-    form_token = re.search(r'name="form_token" value="([^"]+)"', page).group(1)
+    token = form_token(page)
     assert phone.post(path, data={"event_id": event.id, "confirm": "1"}).status_code == 400
     assert phone.post(path, data={"event_id": event.id, "confirm": "1", "form_token": "x" * 22}).status_code == 400
-    done = phone.post(path, data={"event_id": event.id, "confirm": "1", "form_token": form_token})
+    done = phone.post(path, data={"event_id": event.id, "confirm": "1", "form_token": token})
     assert done.status_code == 303
-    replied = phone.post(path, data={"event_id": event.id, "reply": "17:00に迎えに行きます", "form_token": form_token})
+    replied = phone.post(path, data={"event_id": event.id, "reply": "17:00に迎えに行きます", "form_token": token})
     assert replied.status_code == 303
     page = phone.get(path).get_data(as_text=True)
     assert "確認済み" in page and "17:00に迎えに行きます" in page
-    too_long = phone.post(path, data={"event_id": event.id, "reply": "あ" * 101, "form_token": form_token})
+    too_long = phone.post(path, data={"event_id": event.id, "reply": "あ" * 101, "form_token": token})
     assert too_long.status_code == 400 and "100文字" in too_long.get_data(as_text=True)
     kinds = sorted(c.kind for c in CoconetCheck.select().where(CoconetCheck.kind != "open"))
     assert kinds == ["confirm", "reply"]
@@ -207,7 +208,7 @@ def test_confirm_and_reply_need_the_forms_token_and_are_recorded(app, web, event
 def test_a_form_token_of_one_link_does_not_work_on_another(app, client, event):
     child_a, child_b = seat(1, "1", 1), seat(1, "2", 1)
     path_a, path_b = guardian_path(app, families(child_a)[0]), guardian_path(app, families(child_b)[0])
-    token_a = re.search(r'name="form_token" value="([^"]+)"', client.get(path_a).get_data(as_text=True)).group(1)
+    token_a = form_token(client.get(path_a).get_data(as_text=True))
     assert client.post(path_b, data={"event_id": event.id, "confirm": "1", "form_token": token_a}).status_code == 400
 
 
@@ -218,9 +219,8 @@ def test_unknown_links_show_nothing(client, event, token):
 
 
 def test_a_read_link_does_not_open_coconet_and_an_expired_link_shows_nothing(app, client, clock, event):
-    from appliance import tokens
     guardian_id = families(seat(1, "1", 1))[0]
-    read = tokens.issue_tokens(app, "read", [(guardian_id, event.message_id)])[(guardian_id, event.message_id)]
+    read = issued_token(app, "read", guardian_id, event.message_id)
     assert client.get(f"/c/{read}").status_code == 404
     path = guardian_path(app, guardian_id)
     clock.advance(days=401)

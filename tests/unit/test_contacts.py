@@ -5,17 +5,15 @@ from cryptography.exceptions import InvalidTag
 from appliance import contacts, db
 from appliance.errors import InvalidInput, LimitReached
 from appliance.guardians import add_guardian
-from appliance.models import AuditEntry, ContactPoint, Student
+from appliance.models import AuditEntry, ContactPoint
 from appliance.schools import add_school
+from tests.conftest import add_students
 
 
 @pytest.fixture
 def guardian(app):
     school = add_school(app, "s1", "第一小学校")
-    now = app.clock.now()
-    with db.write():
-        student = Student.create(school=school, grade=1, class_name="1", number=1, name="山田 花子",
-                                 created_at=now, updated_at=now)
+    [student] = add_students(app, school, [(1, "1", 1, "山田 花子")])
     return add_guardian(app, "山田 太郎", student_ids=[student.id], approved=True)
 
 

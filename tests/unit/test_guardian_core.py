@@ -9,7 +9,7 @@ from appliance.clock import TOKYO
 from appliance.errors import InvalidInput, LimitReached, NotFound
 from appliance.messages import create_message
 from appliance.models import ContactPoint, Delivery, Guardian, Message, Receipt, SurveyAnswer
-from tests.unit.guardian_fixtures import PDF, PNG, make_families
+from tests.unit.guardian_fixtures import PDF, PNG, issued_token, make_families
 
 
 def form(**fields):
@@ -158,7 +158,7 @@ def test_a_sign_in_request_queues_one_system_mail_to_that_address_and_the_link_w
     [delivery] = Delivery.select().where(Delivery.message == message.id)
     assert delivery.priority == 0 and delivery.contact.guardian_id == families.taro.id
     assert contacts.open_for_delivery(app, [delivery.contact_id]) == {delivery.contact_id: "taro@example.jp"}
-    token = tokens.issue_tokens(app, "signin", [(families.taro.id, message.id)])[(families.taro.id, message.id)]
+    token = issued_token(app, "signin", families.taro.id, message.id)
     assert portal.sign_in(app, token) == families.taro.id
     with pytest.raises(tokens.InvalidToken):
         portal.sign_in(app, token)
@@ -175,7 +175,7 @@ def test_a_new_address_waits_for_its_confirmation_and_the_fifth_is_refused(app, 
     assert point.status == "pending"
     [message] = system_messages()
     assert message.link_scope == "confirm" and Delivery.get(Delivery.message == message.id).contact_id == point.id
-    token = tokens.issue_tokens(app, "confirm", [(families.hanako.id, message.id)])[(families.hanako.id, message.id)]
+    token = issued_token(app, "confirm", families.hanako.id, message.id)
     assert portal.confirm_address(app, token) == families.hanako.id
     assert ContactPoint.get_by_id(point.id).status == "active"
     portal.add_address(app, families.hanako.id, "third@example.jp")

@@ -2,7 +2,6 @@
 import base64
 import email
 import json
-from email.message import EmailMessage
 
 import pytest
 
@@ -12,26 +11,12 @@ from appliance.mail import render_deliveries, reply_address, reply_token
 from appliance.mime import MailRefused
 from appliance.messages import create_message
 from appliance.models import AuditEntry, Delivery, DeliveryResult, Enquiry, Recipient, Reply, ReplyFile
-from tests.unit.guardian_fixtures import PDF, PNG, make_families
-from tests.unit.mail_fixtures import DOMAIN, FakeDns, bounce_to, dkim_signed, make_router
+from tests.unit.guardian_fixtures import PDF, PNG, issued_token, make_families
+from tests.unit.mail_fixtures import DOMAIN, FakeDns, bounce_to, dkim_signed, inbound_mail, make_router
 
 
 def _reply_to(app, families, guardian) -> str:
-    token = tokens.issue_tokens(app, "reply", [(guardian.id, families.message.id)])[(guardian.id, families.message.id)]
-    return reply_address(token, DOMAIN)
-
-
-def _mail(to: str, body: str = "参加します。", *, sender: str = "taro@example.jp", files=(), headers=None) -> bytes:
-    mail = EmailMessage()
-    mail["From"] = sender
-    mail["To"] = to
-    mail["Subject"] = "Re: 遠足のお知らせ"
-    for name, value in (headers or {}).items():
-        mail[name] = value
-    mail.set_content(body)
-    for name, data, maintype, subtype in files:
-        mail.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
-    return mail.as_bytes(policy=mail.policy.clone(linesep="\r\n"))
+    return reply_address(issued_token(app, "reply", guardian.id, families.message.id), DOMAIN)
 
 
 def test_reply_needed_mail_carries_a_per_guardian_reply_address(app, families):
@@ -51,7 +36,7 @@ def test_mail_that_needs_no_reply_has_no_reply_address(app):
 def test_reply_is_stored_for_the_token_holder_with_its_pdf(app, families):
     router = make_router(app)
     outcome = router.route_mail("taro@example.jp", _reply_to(app, families, families.taro),
-                                _mail("x", files=[("申込書.pdf", PDF, "application", "pdf")]), "192.0.2.1")
+                                inbound_mail("x", files=[("申込書.pdf", PDF, "application", "pdf")]), "192.0.2.1")
     reply = Reply.get_by_id(outcome.detail)
     assert (reply.guardian_id, reply.message_id, reply.via, reply.body) == (
         families.taro.id, families.message.id, "mail", "参加します。")
@@ -62,7 +47,7 @@ def test_reply_is_stored_for_the_token_holder_with_its_pdf(app, families):
 def test_forged_from_changes_nothing_the_token_decides(app, families):
     """Hanako's address in From, Taro's reply address: the reply is Taro's, as the token says."""
     make_router(app).route_mail("hanako@example.jp", _reply_to(app, families, families.taro),
-                                _mail("x", sender="hanako@example.jp"), "192.0.2.1")
+                                inbound_mail("x", sender="hanako@example.jp"), "192.0.2.1")
     assert [r.guardian_id for r in Reply.select()] == [families.taro.id]
 
 
@@ -70,7 +55,7 @@ def test_reply_with_an_unknown_or_expired_token_is_refused_whoever_it_claims_to_
     router = make_router(app)
     guessed = reply_address(base64.urlsafe_b64encode(b"\x01" * 16).rstrip(b"=").decode(), DOMAIN)
     with pytest.raises(MailRefused) as refused:
-        router.route_mail("taro@example.jp", guessed, _mail("x"), "192.0.2.1")
+        router.route_mail("taro@example.jp", guessed, inbound_mail("x"), "192.0.2.1")
     assert refused.value.reason == "recipient"
     address = _reply_to(app, families, families.taro)
     clock.advance(days=91)
@@ -83,10 +68,10 @@ def test_reply_quoted_original_is_cut_and_auto_replies_are_dropped(app, families
     router = make_router(app)
     address = _reply_to(app, families, families.taro)
     body = "欠席します。\n\n-----Original Message-----\n> 持ち物: 弁当、水筒\n"
-    router.route_mail("taro@example.jp", address, _mail("x", body), "192.0.2.1")
+    router.route_mail("taro@example.jp", address, inbound_mail("x", body), "192.0.2.1")
     assert Reply.get().body == "欠席します。"
     outcome = router.route_mail("taro@example.jp", address,
-                                _mail("x", "不在です", headers={"Auto-Submitted": "auto-replied"}), "192.0.2.1")
+                                inbound_mail("x", "不在です", headers={"Auto-Submitted": "auto-replied"}), "192.0.2.1")
     assert outcome.kind == "ignored" and Reply.select().count() == 1
 
 
@@ -99,13 +84,13 @@ def test_reply_quoted_original_is_cut_and_auto_replies_are_dropped(app, families
 def test_replies_with_files_we_do_not_take_are_refused_and_nothing_is_stored(app, families, files, reason):
     with pytest.raises(MailRefused) as refused:
         make_router(app).route_mail("taro@example.jp", _reply_to(app, families, families.taro),
-                                    _mail("x", files=files), "192.0.2.1")
+                                    inbound_mail("x", files=files), "192.0.2.1")
     assert refused.value.reason == reason
     assert Reply.select().count() == 0 and ReplyFile.select().count() == 0
 
 
 def test_dkim_is_verified_and_recorded_by_domain_only(app, families):
-    signed, record = dkim_signed(_mail("x", sender="taro@example.jp"), b"example.jp")
+    signed, record = dkim_signed(inbound_mail("x", sender="taro@example.jp"), b"example.jp")
     router = make_router(app, dns=FakeDns({("s1._domainkey.example.jp", "TXT"): [record]}))
     address = _reply_to(app, families, families.taro)
     router.route_mail("taro@example.jp", address, signed, "192.0.2.1")
@@ -143,14 +128,15 @@ def test_spf_checks_the_client_against_the_mail_from_or_helo_domain(client, mail
 
 def test_spf_and_dkim_results_go_with_the_reply_and_dns_failures_never_refuse_it(app, families):
     address = _reply_to(app, families, families.taro)
-    make_router(app, dns=FakeDns(SPF_ZONE)).route_mail("taro@example.jp", address, _mail("x"), "192.0.2.1", "pc.example.jp")
-    signed, _record = dkim_signed(_mail("x"), b"slow.example")
+    make_router(app, dns=FakeDns(SPF_ZONE)).route_mail("taro@example.jp", address, inbound_mail("x"), "192.0.2.1",
+                                                       "pc.example.jp")
+    signed, _record = dkim_signed(inbound_mail("x"), b"slow.example")
     failing = FakeDns(failing=("slow.example", "s1._domainkey.slow.example"))
     make_router(app, dns=failing).route_mail("taro@slow.example", address, signed, "192.0.2.1", "pc.example.jp")
 
     def broken(name, rdtype):
         raise RuntimeError("resolver bug")
-    make_router(app, dns=broken).route_mail("taro@example.jp", address, _mail("x"), "192.0.2.1", "pc.example.jp")
+    make_router(app, dns=broken).route_mail("taro@example.jp", address, inbound_mail("x"), "192.0.2.1", "pc.example.jp")
     results = [r.auth_results for r in Reply.select().order_by(Reply.id)]
     assert results == [f"{DOMAIN}; dkim=none; spf=pass smtp.mailfrom=example.jp; header.from=example.jp",
                        f"{DOMAIN}; dkim=temperror header.d=slow.example; spf=temperror smtp.mailfrom=slow.example; "
@@ -213,7 +199,7 @@ def test_empty_mail_calls_the_registration_function_with_the_code_and_sender(app
         return "sent"
 
     router = make_router(app, register=register)
-    mail = _mail(f"entry-GOOD1234@{DOMAIN}", "", sender="Taro <taro@docomo.ne.jp>")
+    mail = inbound_mail(f"entry-GOOD1234@{DOMAIN}", "", sender="Taro <taro@docomo.ne.jp>")
     assert router.route_mail("taro@docomo.ne.jp", f"entry-GOOD1234@{DOMAIN}", mail, "192.0.2.5").detail == "sent"
     assert calls == [("GOOD1234", "taro@docomo.ne.jp")]
     with pytest.raises(MailRefused) as refused:
@@ -229,7 +215,7 @@ def test_guessing_codes_from_one_client_is_slowed_down(app):
         raise InvalidInput("登録コードが正しくありません。")
 
     router = make_router(app, register=register)
-    mail = _mail("x", "")
+    mail = inbound_mail("x", "")
     reasons = []
     for n in range(22):
         try:
@@ -241,7 +227,7 @@ def test_guessing_codes_from_one_client_is_slowed_down(app):
 
 def test_bare_line_feeds_are_refused_before_anything_is_parsed(app, families):
     """SMTP smuggling: a message hiding <LF>.<LF> and a second transaction is refused whole."""
-    smuggled = _mail("x") + b"\n.\nMAIL FROM:<ceo@example.com>\r\nRCPT TO:<x@example.com>\r\nDATA\r\nHi\r\n"
+    smuggled = inbound_mail("x") + b"\n.\nMAIL FROM:<ceo@example.com>\r\nRCPT TO:<x@example.com>\r\nDATA\r\nHi\r\n"
     with pytest.raises(MailRefused) as refused:
         make_router(app).route_mail("taro@example.jp", _reply_to(app, families, families.taro), smuggled, "192.0.2.1")
     assert refused.value.reason == "policy" and Reply.select().count() == 0
@@ -249,8 +235,8 @@ def test_bare_line_feeds_are_refused_before_anything_is_parsed(app, families):
 
 def test_huge_headers_and_deep_mime_are_refused(app, families):
     router, address = make_router(app), _reply_to(app, families, families.taro)
-    huge = b"X-Junk: " + b"a" * (70 * 1024) + b"\r\n" + _mail("x")
-    nested = _mail("x")
+    huge = b"X-Junk: " + b"a" * (70 * 1024) + b"\r\n" + inbound_mail("x")
+    nested = inbound_mail("x")
     for n in range(12):
         nested = (f'Content-Type: multipart/mixed; boundary="b{n}"\r\n\r\n--b{n}\r\n'.encode() + nested
                   + f"\r\n--b{n}--\r\n".encode())
@@ -274,8 +260,8 @@ def test_wrong_charsets_are_read_as_japanese_mailers_mean_them(app, families):
 
 
 def test_an_enquiry_by_mail_lands_in_the_operators_list_with_the_sender_sealed(app):
-    mail = _mail(f"help@{DOMAIN}", "登録のメールが届きません。\n\n> 以前のメール\n", sender="山田 花子 <hanako@example.jp>",
-                 files=[("画面.png", PNG, "image", "png")])
+    mail = inbound_mail(f"help@{DOMAIN}", "登録のメールが届きません。\n\n> 以前のメール\n",
+                        sender="山田 花子 <hanako@example.jp>", files=[("画面.png", PNG, "image", "png")])
     outcome = make_router(app).route_mail("hanako@example.jp", f"HELP@{DOMAIN}", mail, "192.0.2.8")
     assert outcome.kind == "enquiry"
     [listed] = enquiries.list_enquiries("open")
@@ -288,15 +274,15 @@ def test_an_enquiry_by_mail_lands_in_the_operators_list_with_the_sender_sealed(a
 
 def test_enquiry_mail_without_a_name_bounces_and_auto_replies_are_not_stored(app):
     router = make_router(app)
-    router.route_mail("taro@docomo.ne.jp", f"help@{DOMAIN}", _mail("x", "届きません", sender="taro@docomo.ne.jp"),
+    router.route_mail("taro@docomo.ne.jp", f"help@{DOMAIN}", inbound_mail("x", "届きません", sender="taro@docomo.ne.jp"),
                       "192.0.2.8")
     assert [e.name for e in enquiries.list_enquiries("open")] == [enquiries.MAIL_NAME]
-    out_of_office = _mail("x", "不在です", headers={"Auto-Submitted": "auto-replied"})
+    out_of_office = inbound_mail("x", "不在です", headers={"Auto-Submitted": "auto-replied"})
     assert router.route_mail("taro@example.jp", f"help@{DOMAIN}", out_of_office, "192.0.2.8").kind == "ignored"
     with pytest.raises(MailRefused) as bounce:
-        router.route_mail("", f"help@{DOMAIN}", _mail("x"), "192.0.2.8")
+        router.route_mail("", f"help@{DOMAIN}", inbound_mail("x"), "192.0.2.8")
     with pytest.raises(MailRefused) as too_long:
-        router.route_mail("taro@example.jp", f"help@{DOMAIN}", _mail("x", "あ" * 2100), "192.0.2.8")
+        router.route_mail("taro@example.jp", f"help@{DOMAIN}", inbound_mail("x", "あ" * 2100), "192.0.2.8")
     assert (bounce.value.reason, too_long.value.reason) == ("policy", "content") and "2000文字" in str(too_long.value)
     assert Enquiry.select().count() == 1
 
@@ -306,7 +292,7 @@ def test_enquiries_by_mail_are_limited_per_sender_and_per_client(app):
 
     def send(sender: str, peer: str) -> str:
         try:
-            return router.route_mail(sender, f"help@{DOMAIN}", _mail("x", "教えてください", sender=sender), peer).kind
+            return router.route_mail(sender, f"help@{DOMAIN}", inbound_mail("x", "教えてください", sender=sender), peer).kind
         except MailRefused as refused:
             return refused.reason
     assert [send("taro@example.jp", "192.0.2.8") for _ in range(6)] == ["enquiry"] * 5 + ["rate"]

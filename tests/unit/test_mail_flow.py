@@ -9,21 +9,17 @@ from appliance import contacts, db, deliveries, tokens
 from appliance.config import load_config
 from appliance.guardians import add_guardian
 from appliance.messages import create_message
-from appliance.models import Delivery, DeliveryResult, Guardian, Message, Student
+from appliance.models import Delivery, DeliveryResult, Guardian, Message
 from appliance.schools import add_school
 from mta.smtp import SmtpReply
+from tests.conftest import add_students
 from tests.unit.mta_fakes import FakeConnector, deliver
 
 
 @pytest.fixture
 def school(app):
     school = add_school(app, "s1", "さくら小学校")
-    now = app.clock.now()
-    with db.write():
-        older = Student.create(school=school, grade=3, class_name="1", number=1, name="山田 一郎",
-                               created_at=now, updated_at=now)
-        younger = Student.create(school=school, grade=1, class_name="2", number=4, name="山田 花子",
-                                 created_at=now, updated_at=now)
+    older, younger = add_students(app, school, [(3, "1", 1, "山田 一郎"), (1, "2", 4, "山田 花子")])
     add_guardian(app, "山田 太郎", student_ids=[older.id, younger.id],
                  emails=["taro@example.jp", "taro@docomo.ne.jp"], approved=True)
     return school

@@ -3,23 +3,20 @@ import asyncio
 
 import pytest
 
-from appliance import db
 from appliance.guardians import add_guardian
 from appliance.messages import create_message
-from appliance.models import Delivery, DeliveryResult, Student
+from appliance.models import Delivery, DeliveryResult
 from appliance.schools import add_school
 from mta.outbound import Outbound
 from mta.smtp import SmtpReply
+from tests.conftest import add_students
 from tests.unit.mta_fakes import FakeConnector, NoMail, StaticRouter, deliver
 
 
 @pytest.fixture
 def school(app):
     school = add_school(app, "s1", "さくら小学校")
-    now = app.clock.now()
-    with db.write():
-        students = [Student.create(school=school, grade=1, class_name="1", number=n, name=f"生徒{n}",
-                                   created_at=now, updated_at=now) for n in range(1, 31)]
+    students = add_students(app, school, [(1, "1", n, f"生徒{n}") for n in range(1, 31)])
     for n, student in enumerate(students):
         add_guardian(app, f"保護者{n}", student_ids=[student.id], approved=True,
                      emails=[f"g{n}@a.example", f"g{n}@b.example", f"g{n}@c.example"])

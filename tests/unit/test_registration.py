@@ -4,13 +4,15 @@ from datetime import timedelta
 
 import pytest
 
-from appliance import contacts, db, registration, registrations, tokens
+from appliance import contacts, registration, registrations, tokens
 from appliance.errors import InvalidInput
 from appliance.messages import create_message
 from appliance.models import (AuditEntry, ContactPoint, Delivery, Guardian, GuardianLink, Message, Registration,
                               RegistrationCode, Student)
 from appliance.schools import add_school
 from appliance.targeting import guardian_query, parse_rule
+from tests.conftest import add_students
+from tests.unit.guardian_fixtures import issued_token
 
 
 @dataclass
@@ -24,18 +26,14 @@ class Sheet:
 @pytest.fixture
 def sheet(app):
     school = add_school(app, "s1", "さくら小学校")
-    now = app.clock.now()
-    with db.write():
-        ichiro, jiro = [Student.create(school=school, grade=grade, class_name="1", number=number, name=name,
-                                       created_at=now, updated_at=now)
-                        for grade, number, name in [(3, 1, "山田 一郎"), (1, 4, "山田 次郎")]]
+    ichiro, jiro = add_students(app, school, [(3, "1", 1, "山田 一郎"), (1, "1", 4, "山田 次郎")])
     codes = registration.issue_codes(app, school, [ichiro, jiro], actor="admin")
     return Sheet(school, ichiro, jiro, codes)
 
 
 def link_token(app, reg: Registration) -> str:
-    """The token of the link the registration's mail carries (tokens are derived, so this is the mailed one)."""
-    return tokens.issue_tokens(app, "register", [(reg.guardian_id, reg.message_id)])[(reg.guardian_id, reg.message_id)]
+    """The token of the link the registration's mail carries."""
+    return issued_token(app, "register", reg.guardian_id, reg.message_id)
 
 
 def approve(app, school, link):

@@ -6,20 +6,16 @@ import pytest
 import zxingcpp
 from pypdf import PdfReader
 
-from appliance import db, registration
-from appliance.models import Student
+from appliance import registration
 from appliance.registration_sheets import render_sheets
 from appliance.schools import add_school
+from tests.conftest import add_students
 
 
 @pytest.fixture
 def students(app):
     school = add_school(app, "s1", "さくら小学校")
-    now = app.clock.now()
-    with db.write():
-        kids = [Student.create(school=school, grade=1, class_name="1", number=n, name=f"山田 {n}郎",
-                               created_at=now, updated_at=now) for n in (1, 2, 3)]
-    return school, kids
+    return school, add_students(app, school, [(1, "1", n, f"山田 {n}郎") for n in (1, 2, 3)])
 
 
 def test_a_class_sheet_has_a_page_per_child_whose_qr_codes_decode_to_its_codes(app, students):

@@ -4,9 +4,9 @@ import io
 import pytest
 from pypdf import PdfReader
 
-from appliance import db, registration
-from appliance.models import AuditEntry, Enquiry, GuardianLink, Registration, RegistrationCode, Student
-from tests.conftest import csrf_token
+from appliance import registration
+from appliance.models import AuditEntry, Enquiry, GuardianLink, Registration, RegistrationCode
+from tests.conftest import add_students, csrf_token
 from tests.unit.guardian_fixtures import form_token, mailed_link, signed_in_guardian
 
 SCRIPT = "<script>alert(1)</script>"
@@ -15,10 +15,7 @@ REACH = "reach.rk1234567@example.jp"
 
 @pytest.fixture
 def kids(app, staff):
-    now = app.clock.now()
-    with db.write():
-        return [Student.create(school=staff.school, grade=1, class_name="1", number=n, name=name,
-                               created_at=now, updated_at=now) for n, name in ((1, "山田 一郎"), (2, "山田 次郎"))]
+    return add_students(app, staff.school, [(1, "1", 1, "山田 一郎"), (1, "1", 2, "山田 次郎")])
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 import email
 import json
 import re
-from email.message import EmailMessage
 
 import pytest
 
@@ -12,15 +11,14 @@ from appliance.messages import create_message
 from appliance.mime import MailRefused
 from appliance.models import Delivery, Guardian, Message, Recipient
 from appliance.sample_data import ADDRESS_MARKER
-from tests.unit.guardian_fixtures import form_token, signed_in_guardian
-from tests.unit.mail_fixtures import DOMAIN, make_router
+from tests.unit.guardian_fixtures import form_token, issued_token, signed_in_guardian
+from tests.unit.mail_fixtures import DOMAIN, inbound_mail, make_router
 
 PUSH = json.dumps({"endpoint": "https://push.example/1", "keys": {"p256dh": "B" * 87, "auth": "A" * 22}})
 
 
 def _unsubscribe_token(app, guardian, message) -> str:
-    pair = (guardian.id, message.id)
-    return tokens.issue_tokens(app, "unsubscribe", [pair])[pair]
+    return issued_token(app, "unsubscribe", guardian.id, message.id)
 
 
 def _email_deliveries(message, guardian) -> int:
@@ -79,8 +77,7 @@ def test_the_token_in_a_routine_mails_list_unsubscribe_stops_its_guardian(app, f
     assert f"subject={token}>" in header
     assert routine_mail.unsubscribe(app, token) == families.taro.id
     assert _routine_mail(families.taro) is False and _routine_mail(families.hanako) is True
-    read = tokens.issue_tokens(app, "read", [(families.taro.id, families.message.id)])
-    for wrong in ("A" * 22, *read.values()):
+    for wrong in ("A" * 22, issued_token(app, "read", families.taro.id, families.message.id)):
         with pytest.raises(tokens.InvalidToken):
             routine_mail.unsubscribe(app, wrong)
 
@@ -189,27 +186,21 @@ def test_the_review_page_shows_how_many_stopped_and_no_address(app, staff, roste
 
 # --- unsubscribe@ -----------------------------------------------------------------------------------
 
-def _mail(subject: str) -> bytes:
-    mail = EmailMessage()
-    mail["From"], mail["To"], mail["Subject"] = "taro@example.jp", f"unsubscribe@{DOMAIN}", subject
-    mail.set_content("")
-    return mail.as_bytes(policy=mail.policy.clone(linesep="\r\n"))
-
-
 def test_mail_to_unsubscribe_with_the_token_as_subject_stops_routine_mail(app, families):
     token = _unsubscribe_token(app, families.taro, families.message)
     router = make_router(app)
     assert router.check_recipient(f"unsubscribe@{DOMAIN}").kind == "unsubscribe"
     for subject in (token, f"Re: {token}"):         # again: still a 250
-        assert router.route_mail("taro@example.jp", f"UNSUBSCRIBE@{DOMAIN}", _mail(subject), "192.0.2.1").kind \
-            == "unsubscribe"
+        mail = inbound_mail(f"unsubscribe@{DOMAIN}", "", subject=subject)
+        assert router.route_mail("taro@example.jp", f"UNSUBSCRIBE@{DOMAIN}", mail, "192.0.2.1").kind == "unsubscribe"
     assert _routine_mail(families.taro) is False and _routine_mail(families.hanako) is True
 
 
 @pytest.mark.parametrize("subject", ["", "配信停止", "A" * 22, "stop please"])
 def test_mail_to_unsubscribe_without_a_valid_token_is_refused_politely(app, families, subject):
+    mail = inbound_mail(f"unsubscribe@{DOMAIN}", "", subject=subject)
     with pytest.raises(MailRefused) as refused:
-        make_router(app).route_mail("taro@example.jp", f"unsubscribe@{DOMAIN}", _mail(subject), "192.0.2.1")
+        make_router(app).route_mail("taro@example.jp", f"unsubscribe@{DOMAIN}", mail, "192.0.2.1")
     assert refused.value.reason == "unsubscribe" and "マイページ" in str(refused.value)
     assert Guardian.select().where(Guardian.routine_mail == False).count() == 0  # noqa: E712
 
@@ -217,6 +208,7 @@ def test_mail_to_unsubscribe_without_a_valid_token_is_refused_politely(app, fami
 def test_an_expired_token_by_mail_is_refused(app, families, clock):
     token = _unsubscribe_token(app, families.taro, families.message)
     clock.advance(days=91)
+    mail = inbound_mail(f"unsubscribe@{DOMAIN}", "", subject=token)
     with pytest.raises(MailRefused):
-        make_router(app).route_mail("taro@example.jp", f"unsubscribe@{DOMAIN}", _mail(token), "192.0.2.1")
+        make_router(app).route_mail("taro@example.jp", f"unsubscribe@{DOMAIN}", mail, "192.0.2.1")
     assert Message.select().count() == 1 and _routine_mail(families.taro) is True

@@ -43,6 +43,13 @@ async def settle():
         await asyncio.sleep(0)
 
 
+async def send_one(session, **options) -> asyncio.Task:
+    """A one-line mail's send, started and settled: its commands written, it waits for the server's replies."""
+    sending = asyncio.create_task(session.send("b-1@r.example", "a@x.example", b"x\r\n", **options))
+    await settle()
+    return sending
+
+
 def test_content_and_the_next_envelope_share_one_write_and_replies_may_arrive_in_pieces():
     async def scenario(session, transport):
         first = asyncio.create_task(session.send("b-1@r.example", "a@x.example", b"Subject: 1\r\n\r\n.hi\r\n",
@@ -70,8 +77,7 @@ def test_content_and_the_next_envelope_share_one_write_and_replies_may_arrive_in
 
 def test_a_refusal_then_a_hang_up_reports_the_refusal():
     async def scenario(session, transport):
-        sending = asyncio.create_task(session.send("b-1@r.example", "a@x.example", b"x\r\n"))
-        await settle()
+        sending = await send_one(session)
         session.data_received(b"421 4.3.2 closing\r\n")
         session.connection_lost(None)
         with pytest.raises(SmtpReply) as refused:
@@ -83,8 +89,7 @@ def test_a_refusal_then_a_hang_up_reports_the_refusal():
 
 def test_a_lost_connection_before_the_final_reply_is_a_hop_failure():
     async def scenario(session, transport):
-        sending = asyncio.create_task(session.send("b-1@r.example", "a@x.example", b"x\r\n"))
-        await settle()
+        sending = await send_one(session)
         session.data_received(b"250 Ok\r\n250 Ok\r\n354 go ahead\r\n")
         await settle()
         session.connection_lost(ConnectionResetError("reset by peer"))
@@ -97,9 +102,7 @@ def test_a_lost_connection_before_the_final_reply_is_a_hop_failure():
 def test_an_announced_transaction_is_not_ended_with_quit():
     """QUIT after an announced DATA would be read as content: the session just closes."""
     async def scenario(session, transport):
-        sending = asyncio.create_task(session.send("b-1@r.example", "a@x.example", b"x\r\n",
-                                                   then=("b-2@r.example", "b@x.example")))
-        await settle()
+        sending = await send_one(session, then=("b-2@r.example", "b@x.example"))
         session.data_received(b"250 Ok\r\n250 Ok\r\n354 go ahead\r\n")
         await settle()
         session.data_received(b"250 Ok\r\n")
@@ -112,8 +115,7 @@ def test_an_announced_transaction_is_not_ended_with_quit():
 
 def test_garbage_instead_of_a_reply_ends_the_session():
     async def scenario(session, transport):
-        sending = asyncio.create_task(session.send("b-1@r.example", "a@x.example", b"x\r\n"))
-        await settle()
+        sending = await send_one(session)
         session.data_received(b"HTTP/1.1 400 Bad Request\r\n")
         with pytest.raises(HopUnavailable, match="not an SMTP reply"):
             await sending
