@@ -1,5 +1,4 @@
 """Integration tier: real processes and servers on loopback, free ports, readiness polling."""
-import shutil
 
 import pytest
 
@@ -22,8 +21,3 @@ def site(tmp_path):
     yield running
     running.stop()
 
-
-@pytest.fixture(scope="session")
-def make_available():
-    if shutil.which("make") is None:
-        pytest.fail("make is not installed")
