@@ -222,10 +222,10 @@ class Pickup:
 # Every state row of the children, oldest first, in the index's order (event, student, time):
 # a child has a handful, and the last one read is the newest (cheaper than a window function).
 _CURRENT_STATES = ("SELECT student_id, state, place, note, actor, at FROM coconet_state"
-                   " WHERE event_id = {{p}}{only} ORDER BY student_id, at, id")
+                   " WHERE event_id = +{{p}}{only} ORDER BY student_id, at, id")
 _LATEST_PICKUPS = (
     "SELECT p.student_id, coalesce(g.name, p.adult_name), p.note, p.collected_at FROM coconet_pickup p"
-    " LEFT JOIN guardian g ON g.id = p.guardian_id WHERE p.event_id = {{p}}{only} ORDER BY p.at, p.id")
+    " LEFT JOIN guardian g ON g.id = p.guardian_id WHERE p.event_id = +{{p}}{only} ORDER BY p.at, p.id")
 _utc = CoconetState.at.python_value
 
 
@@ -345,9 +345,10 @@ _CHILDREN = ("SELECT s.id, s.school_id, s.name, s.grade, s.class_name FROM stude
 _OPEN_EVENTS = ("SELECT e.id, e.school_id, e.title, e.opened_at, sc.name FROM coconet_event e"
                 " JOIN school sc ON sc.id = e.school_id WHERE e.closed_at IS NULL AND e.school_id IN ({schools})"
                 " ORDER BY e.opened_at DESC")
-_NOTICES = "SELECT body, at FROM coconet_notice WHERE event_id = {p} ORDER BY at DESC, id DESC LIMIT {p}"
+_NOTICES = (f"SELECT body, at FROM coconet_notice WHERE event_id = +{{p}} ORDER BY at DESC, id DESC"
+            f" LIMIT {NOTICES_SHOWN + 1}")          # a literal: a bound LIMIT is planned anew every call
 _NOTICE_COUNT = "SELECT count(*) FROM coconet_notice WHERE event_id = {p}"
-_OWN_CHECKS = ("SELECT kind, body, at FROM coconet_check WHERE event_id = {p} AND guardian_id = {p}"
+_OWN_CHECKS = ("SELECT kind, body, at FROM coconet_check WHERE event_id = +{p} AND guardian_id = +{p}"
                " AND kind IN ('confirm', 'reply') ORDER BY at, id")
 
 
@@ -370,7 +371,7 @@ def guardian_view(guardian_id: str) -> GuardianView:
         states = current_states(event_id, ids)
         handed_over = [sid for sid, state in states.items() if state.state == "handed_over"]
         pickups = latest_pickups(event_id, handed_over) if handed_over else {}
-        notices = [NoticeView(body, _utc(at)) for body, at in db.fetch(_NOTICES, (event_id, NOTICES_SHOWN + 1))]
+        notices = [NoticeView(body, _utc(at)) for body, at in db.fetch(_NOTICES, (event_id,))]
         older = db.fetch(_NOTICE_COUNT, (event_id,))[0][0] - NOTICES_SHOWN if len(notices) > NOTICES_SHOWN else 0
         own = {kind: (body, at) for kind, body, at in db.fetch(_OWN_CHECKS, (event_id, guardian_id))}
         children = [ChildView(name, grade, class_name, states.get(sid), pickups.get(sid))
@@ -458,7 +459,7 @@ class Dashboard:
 
 
 _SCHOOL_LINKS = ("SELECT l.student_id, l.guardian_id FROM guardian_link l JOIN student s ON s.id = l.student_id"
-                 " WHERE s.school_id = {p} AND s.status = 'enrolled' AND l.status = 'approved'")
+                 " WHERE s.school_id = +{p} AND s.status = 'enrolled' AND l.status = 'approved'")
 
 
 def dashboard(event: CoconetEvent) -> Dashboard:

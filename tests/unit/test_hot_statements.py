@@ -1,0 +1,48 @@
+"""The statements every guardian's tap or CoCo-net opening runs are prepared once, not at every call.
+
+SQLite asks the authorizer on every prepare, so a statement prepared again shows up as
+authorizer calls on a second round with other values (db.fetch says how to write them).
+"""
+import apsw
+import pytest
+
+from appliance import coconet, db, message_page
+
+
+@pytest.fixture
+def prepares():
+    """Count SQLite's prepares on this thread's connection from the moment `.start()` is called."""
+    class Counter:
+        count = 0
+        counting = False
+
+        def authorize(self, *_):
+            if self.counting:
+                self.count += 1
+            return apsw.SQLITE_OK
+
+        def start(self):
+            self.counting, self.count = True, 0
+    counter = Counter()
+    connection = db.database.connection()
+    connection.authorizer = counter.authorize          # setting it expires what was prepared before
+    yield counter
+    connection.authorizer = None
+
+
+def test_a_tap_and_a_coconet_opening_prepare_nothing_the_second_time(app, families, prepares):
+    event = coconet.open_event(app, families.school, kind="earthquake", title="地震", body="体育館で待機しています。",
+                               send_notice=False, actor="test")
+    coconet.post_notice(app, event, "正門で引き渡します。", actor="test")
+    tokens = {guardian.id: families.link(app, guardian).removeprefix("/r/") for guardian in (families.taro, families.hanako)}
+
+    def guardian_requests(guardian):
+        tap = message_page.tap(app, tokens[guardian.id])
+        message_page.attachment_links(message_page.load(tap.message_id, tap.guardian_id))
+        coconet.guardian_view(guardian.id)
+    for guardian in (families.taro, families.hanako):   # each statement's text prepared once (IN lists vary)
+        guardian_requests(guardian)
+    prepares.start()
+    for guardian in (families.taro, families.hanako):
+        guardian_requests(guardian)
+    assert prepares.count == 0
