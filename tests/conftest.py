@@ -82,7 +82,7 @@ def staff(app):
 
 def hidden(page: str, name: str) -> str:
     """The value of the page's (first) form input of this name."""
-    return html.unescape(re.search(rf'name="{name}"[^>]*value="([^"]*)"', page)[1])
+    return html.unescape(re.search(rf'name="{name}"[^>]*value="([^"]+)"', page)[1])
 
 
 def csrf_token(page: str) -> str:

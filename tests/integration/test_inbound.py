@@ -132,7 +132,7 @@ def test_one_recipient_per_transaction(app, families, server):
 
 
 def test_an_empty_mail_calls_the_injected_registration(server, entries):
-    empty = inbound_mail(f"entry-GOOD1234@{DOMAIN}", "", sender="taro@docomo.ne.jp", subject="")
+    empty = inbound_mail(f"entry-GOOD1234@{DOMAIN}", None, sender="taro@docomo.ne.jp", subject="")
     with _smtp(server) as client:
         client.sendmail("taro@docomo.ne.jp", [f"entry-GOOD1234@{DOMAIN}"], empty)
         with pytest.raises(smtplib.SMTPDataError) as refused:
@@ -145,7 +145,7 @@ def test_unsubscribe_by_mail_stops_routine_mail_and_a_bad_token_gets_a_550_in_bo
     token = issued_token(app, "unsubscribe", families.taro.id, families.message.id)
     to = f"unsubscribe@{DOMAIN}"
     with _smtp(server) as client:
-        client.sendmail("taro@example.jp", [to], inbound_mail(to, "", subject=token))
+        client.sendmail("taro@example.jp", [to], inbound_mail(to, None, subject=token))
         with pytest.raises(smtplib.SMTPDataError) as refused:
             client.sendmail("taro@example.jp", [to], inbound_mail(to, "", subject="stop"))
     assert Guardian.get_by_id(families.taro.id).routine_mail is False

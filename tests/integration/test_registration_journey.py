@@ -187,7 +187,7 @@ def test_empty_mail_registration_from_the_sheet_to_the_first_message(journey, sh
     entry, address, name = mailto.removeprefix("mailto:"), "taro.journey@docomo.ne.jp", "連絡 太郎"
     host, port = site.env["APPLIANCE_MTA__INBOUND_BIND"].rsplit(":", 1)
     with smtplib.SMTP(host, int(port), timeout=30) as client:
-        client.sendmail(address, [entry], inbound_mail(entry, "", sender=address, subject=""))
+        client.sendmail(address, [entry], inbound_mail(entry, None, sender=address, subject=""))
 
     link = registration_link(wait_for_mail(site, address, REGISTRATION_SUBJECT))
     guardian = Visitor(site.base_url)

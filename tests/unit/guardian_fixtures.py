@@ -41,7 +41,7 @@ def make_families(app, **message_options) -> Families:
     return Families(school, taro, hanako, message)
 
 
-def issued_token(app, scope: str, guardian_id: str, message_id: str) -> str:
+def issued_token(app, scope: str, guardian_id: str, message_id: str | None) -> str:
     """The token of a guardian's link of the scope for a message (tokens are derived: the mailed one)."""
     pair = (guardian_id, message_id)
     return tokens.issue_tokens(app, scope, [pair])[pair]

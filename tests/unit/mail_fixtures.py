@@ -33,14 +33,18 @@ def make_router(app, dns=None, **kwargs) -> Router:
     return Router(app, dns=dns or FakeDns(), **kwargs)
 
 
-def inbound_mail(to: str, body: str = "参加します。", *, sender: str = "taro@example.jp", subject: str = "Re: 遠足のお知らせ",
-                 files=(), headers=None) -> bytes:
-    """A mail as a mailer sends it (CRLF line ends); files are (name, data, maintype, subtype)."""
+def inbound_mail(to: str, body: str | None = "参加します。", *, sender: str = "taro@example.jp",
+                 subject: str = "Re: 遠足のお知らせ", files=(), headers=None) -> bytes:
+    """A mail as a mailer sends it (CRLF line ends); files are (name, data, maintype, subtype).
+
+    ``body=None``: headers only, no MIME part at all (an empty mail as phones send it).
+    """
     mail = EmailMessage()
     mail["From"], mail["To"], mail["Subject"] = sender, to, subject
     for name, value in (headers or {}).items():
         mail[name] = value
-    mail.set_content(body)
+    if body is not None:
+        mail.set_content(body)
     for name, data, maintype, subtype in files:
         mail.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
     return mail.as_bytes(policy=mail.policy.clone(linesep="\r\n"))
