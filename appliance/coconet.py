@@ -222,10 +222,10 @@ class Pickup:
 # Every state row of the children, oldest first, in the index's order (event, student, time):
 # a child has a handful, and the last one read is the newest (cheaper than a window function).
 _CURRENT_STATES = ("SELECT student_id, state, place, note, actor, at FROM coconet_state"
-                   " WHERE event_id = +{{p}}{only} ORDER BY student_id, at, id")
+                   " WHERE event_id = {{p}}{only} ORDER BY student_id, at, id")
 _LATEST_PICKUPS = (
     "SELECT p.student_id, coalesce(g.name, p.adult_name), p.note, p.collected_at FROM coconet_pickup p"
-    " LEFT JOIN guardian g ON g.id = p.guardian_id WHERE p.event_id = +{{p}}{only} ORDER BY p.at, p.id")
+    " LEFT JOIN guardian g ON g.id = p.guardian_id WHERE p.event_id = {{p}}{only} ORDER BY p.at, p.id")
 _utc = CoconetState.at.python_value
 
 
@@ -340,15 +340,15 @@ def guardian_links(app, guardian_ids: Iterable[str]) -> dict[str, str]:
 # Plain SQL (db.fetch) throughout: every guardian may open this page at once, while mail goes out.
 _GUARDIAN = "SELECT name, locale FROM guardian WHERE id = {p}"
 _CHILDREN = ("SELECT s.id, s.school_id, s.name, s.grade, s.class_name FROM student s"
-             " JOIN guardian_link l ON l.student_id = s.id WHERE l.guardian_id = +{p} AND l.status = 'approved'"
+             " JOIN guardian_link l ON l.student_id = s.id WHERE l.guardian_id = {p} AND l.status = 'approved'"
              " AND s.status = 'enrolled' ORDER BY s.grade DESC, s.class_name, s.number")
 _OPEN_EVENTS = ("SELECT e.id, e.school_id, e.title, e.opened_at, sc.name FROM coconet_event e"
                 " JOIN school sc ON sc.id = e.school_id WHERE e.closed_at IS NULL AND e.school_id IN ({schools})"
                 " ORDER BY e.opened_at DESC")
-_NOTICES = (f"SELECT body, at FROM coconet_notice WHERE event_id = +{{p}} ORDER BY at DESC, id DESC"
+_NOTICES = (f"SELECT body, at FROM coconet_notice WHERE event_id = {{p}} ORDER BY at DESC, id DESC"
             f" LIMIT {NOTICES_SHOWN + 1}")          # a literal: a bound LIMIT is planned anew every call
 _NOTICE_COUNT = "SELECT count(*) FROM coconet_notice WHERE event_id = {p}"
-_OWN_CHECKS = ("SELECT kind, body, at FROM coconet_check WHERE event_id = +{p} AND guardian_id = +{p}"
+_OWN_CHECKS = ("SELECT kind, body, at FROM coconet_check WHERE event_id = {p} AND guardian_id = {p}"
                " AND kind IN ('confirm', 'reply') ORDER BY at, id")
 
 
@@ -459,7 +459,7 @@ class Dashboard:
 
 
 _SCHOOL_LINKS = ("SELECT l.student_id, l.guardian_id FROM guardian_link l JOIN student s ON s.id = l.student_id"
-                 " WHERE s.school_id = +{p} AND s.status = 'enrolled' AND l.status = 'approved'")
+                 " WHERE s.school_id = {p} AND s.status = 'enrolled' AND l.status = 'approved'")
 
 
 def dashboard(event: CoconetEvent) -> Dashboard:

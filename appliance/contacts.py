@@ -174,7 +174,7 @@ _REACHABLE_IN_SCHOOL = (
     "SELECT DISTINCT cp.guardian_id FROM contact_point cp"
     " JOIN guardian_link l ON l.guardian_id = cp.guardian_id AND l.status = 'approved'"
     " JOIN student s ON s.id = l.student_id AND s.status = 'enrolled'"
-    " WHERE s.school_id = +{p} AND cp.status = 'active'")
+    " WHERE s.school_id = {p} AND cp.status = 'active'")
 
 
 def reachable_in_school(school_id: str) -> set[str]:

@@ -121,18 +121,18 @@ def fetch(template: str, params: Iterable = ()) -> list[tuple]:
     For the guardians' pages, which run on every tap of a burst: peewee builds a statement's
     SQL anew on each call (~0.4 ms for a simple SELECT, the statement itself ~10 us), and
     its execute_sql adds ~20 us of its own.
-    ``{p}`` in the template is the driver's placeholder; :func:`placeholders` spreads a list.
-
-    Compare every bound value in a hot statement's WHERE as ``+{p}``, and write a LIMIT
-    as a literal: for a bare parameter SQLite may look at the value when it plans, and
-    then prepares the statement again at every call, whatever is bound (a tap's
-    statement: 95 us instead of 9). The index on the column is used all the same.
-    (SQLite's planner stability guarantee would stop it everywhere, but it also stops
+    ``{p}`` in the template becomes the driver's placeholder with a unary plus (``+?``);
+    :func:`placeholders` spreads a list. For a bare parameter SQLite may look at the value
+    when it plans, and then prepares the statement again at every call, whatever is bound
+    (a tap's statement: 95 us instead of 9); for ``+?`` it does not, and an index on the
+    compared column is used all the same. Write a LIMIT, and any condition a partial index
+    depends on, as literal text: SQLite plans those only from what it can read. (SQLite's
+    planner stability guarantee would do the same for every statement, but it also stops
     partial indexes such as ``student_enrolled_seat`` serving conditions written with
-    bound values: a class's children became a table scan.)
+    bound values elsewhere: a class's children became a table scan.)
     """
     cursor = database.cursor()        # not execute_sql: its bookkeeping cost a tap more than the statement
-    cursor.execute(template.format(p=database.param), tuple(params))
+    cursor.execute(template.format(p="+" + database.param), tuple(params))
     return cursor.fetchall()
 
 

@@ -21,16 +21,16 @@ _PAGE = (
     " EXISTS (SELECT 1 FROM survey_question q WHERE q.message_id = m.id),"
     " EXISTS (SELECT 1 FROM attachment a WHERE a.message_id = m.id),"
     " EXISTS (SELECT 1 FROM reply r WHERE r.message_id = m.id AND r.guardian_id = g.id)"
-    " FROM message m JOIN school sc ON sc.id = m.school_id JOIN guardian g ON g.id = +{p}"
-    " WHERE m.id = +{p} AND m.kind = 'notice'")
+    " FROM message m JOIN school sc ON sc.id = m.school_id JOIN guardian g ON g.id = {p}"
+    " WHERE m.id = {p} AND m.kind = 'notice'")
 _TAP = (
     "SELECT g.id, g.name, g.locale, m.id, m.send_at, m.expires_at IS NULL OR m.expires_at > {p},"
     " EXISTS (SELECT 1 FROM receipt r WHERE r.message_id = m.id AND r.guardian_id = g.id),"
     " EXISTS (SELECT 1 FROM survey_answer a WHERE a.message_id = m.id AND a.guardian_id = g.id)"
     " OR EXISTS (SELECT 1 FROM reply r WHERE r.message_id = m.id AND r.guardian_id = g.id)"
     " FROM capability_token t JOIN guardian g ON g.id = t.guardian_id JOIN message m ON m.id = t.message_id"
-    " WHERE t.token_hash = +{p} AND t.scope = 'read' AND t.expires_at > {p} AND m.kind = 'notice'")
-_ATTACHMENTS = "SELECT id, filename, size FROM attachment WHERE message_id = +{p} ORDER BY id"
+    " WHERE t.token_hash = {p} AND t.scope = 'read' AND t.expires_at > {p} AND m.kind = 'notice'")
+_ATTACHMENTS = "SELECT id, filename, size FROM attachment WHERE message_id = {p} ORDER BY id"
 _utc = Message.send_at.python_value
 
 
