@@ -30,11 +30,11 @@ def client_address(scope: dict) -> str:
 
 def line(scope: dict, status: int, length: int) -> str:
     """One request's line, as gunicorn's default format has it: ``h l u t "r" s b "f" "a"``."""
-    headers = dict(scope.get("headers") or ())
-    query = scope.get("query_string") or b""
-    target = scope.get("path", "") + ("?" + query.decode("latin-1") if query else "")
-    request = f'{scope.get("method", "")} {target} HTTP/{scope.get("http_version", "1.1")}'
+    query = scope["query_string"]
+    target = scope["path"] + ("?" + query.decode("latin-1") if query else "")
+    request = f'{scope["method"]} {target} HTTP/{scope["http_version"]}'
     client = client_address(scope) or "-"
+    headers = dict(scope["headers"])
     referrer = headers.get(b"referer", b"-").decode("latin-1")
     agent = headers.get(b"user-agent", b"-").decode("latin-1")
     return (f'{client} - - {time.strftime("[%d/%b/%Y:%H:%M:%S %z]")} "{redact(request)}" {status} '

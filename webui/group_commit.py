@@ -62,11 +62,12 @@ class GroupCommit:
                 batch, self._waiting = self._waiting, []
                 try:
                     await loop.run_in_executor(self._writer, _run, [write for write, _ in batch])
-                    failed = None
                 except Exception as error:      # every request of the batch is answered by Flask instead
                     failed = error
+                else:
+                    failed = None
                 for _, done in batch:
-                    if done.done():
+                    if done.done():             # its request went away (cancelled)
                         continue
                     if failed is None:
                         done.set_result(None)
