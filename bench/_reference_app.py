@@ -22,7 +22,6 @@ def page(kind: str, token: str) -> str:
     return PAGE
 
 
-
 async def app(scope, receive, send):
     """/r/... answered here, anything else by the Flask view."""
     if scope["path"].startswith("/r/"):

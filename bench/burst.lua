@@ -14,7 +14,7 @@ end
 function init(args)
   local count = tonumber(args[1])
   -- As every guardian's phone does, one request per connection; "keep-alive" reuses them.
-  headers = args[2] == "keep-alive" and {} or {["Connection"] = "close"}
+  request_headers = args[2] == "keep-alive" and {} or {["Connection"] = "close"}
   paths, statuses, index = {}, {}, 0
   local n = 0
   for line in io.lines(os.getenv("BURST_PATHS")) do
@@ -26,7 +26,7 @@ end
 function request()
   index = index + 1
   if index > #paths then index = 1 end
-  return wrk.format("GET", paths[index], headers)
+  return wrk.format("GET", paths[index], request_headers)
 end
 
 function response(status, headers, body)

@@ -85,9 +85,9 @@ def demo_site_fixture(tmp_path_factory) -> Iterator[DemoSite]:
 
 
 @contextmanager
-def core(demo_site: DemoSite | Site) -> Iterator[Appliance]:
+def core(site: DemoSite | Site) -> Iterator[Appliance]:
     """A site's appliance opened in this process (its database closed afterwards)."""
-    app = open_appliance(demo_site.data_dir, environ=demo_site.env)
+    app = open_appliance(site.data_dir, environ=site.env)
     try:
         yield app
     finally:

@@ -76,9 +76,10 @@ class Site:
     def serve(self) -> None:
         """Start `appliance serve` and wait until /healthz says all is well."""
         self._start([*APPLIANCE, "serve"])
-        wait_until(lambda: http_get(f"{self.base_url}/healthz")[0] == 200
-                   and b'"ok":true' in http_get(f"{self.base_url}/healthz")[1].replace(b" ", b""),
-                   what="healthz ok")
+        def healthy() -> bool:
+            status, body = http_get(f"{self.base_url}/healthz")
+            return status == 200 and b'"ok":true' in body.replace(b" ", b"")
+        wait_until(healthy, what="healthz ok")
 
     def serve_web(self) -> None:
         """Start only the web UI (`appliance web`, as `serve` and systemd run it) and wait for /healthz."""
