@@ -5,13 +5,15 @@ loop per process, which keeps idle and slow connections without holding a worker
 request is answered:
 
 - ``GET /r/<token>``, a guardian's tap on a notice's link, comes 40,000 times within a
-  minute after a school sends. The front answers it itself when the answer is the page
-  Flask keeps ready for the message (webui/skeleton.py): the tap is read in one statement
-  (appliance/message_page.py), its read report is committed together with the other taps
-  waiting (webui/group_commit.py), and the page is filled in with the guardian's name and
-  link. Anything else about such a tap (an unknown, expired or limited link, a guardian
-  who answered or replied, a page not kept yet, a failed commit) goes to Flask, which
-  decides and renders as always: the front only ever repeats what Flask rendered.
+  minute after a school sends; ``GET /c/<token>``, a guardian opening CoCo-net, as often
+  after an event's notice. The front answers them itself when the answer is a page Flask
+  keeps ready (webui/skeleton.py): the link is read in plain SQL (appliance/message_page.py,
+  appliance/coconet.py), its read report is committed together with the others waiting
+  (webui/group_commit.py), and the page is filled in with the guardian's own values.
+  Anything else about such a link (an unknown, expired or limited link, a guardian who
+  answered or replied, a page not kept yet, a conditional request, a failed commit) goes
+  to Flask, which decides and renders as always: the front only ever repeats what Flask
+  rendered.
 - Every other request without a body (GET, HEAD) is run by Flask in the loop, one at a
   time, as a sync worker would: a page is CPU work, and handing it to a thread and back
   cost a CoCo-net page ~40% more, while threads taking the interpreter in turns made a
@@ -26,21 +28,26 @@ import asyncio
 import io
 import logging
 import re
-from functools import partial
 
 from a2wsgi import WSGIMiddleware
 from a2wsgi.wsgi import build_environ
 from uvicorn_worker import UvicornWorker
 from werkzeug.exceptions import HTTPException
 
-from appliance import message_page, receipts, tokens
+from appliance import tokens
 from webui import SECURITY_HEADERS, access_log, capability, create_app
+from webui.coconet import guardian as coconet_page
 from webui.group_commit import WRITES, GroupCommit
-from webui.guardian.message import ready_page
+from webui.guardian import message as message_page
 from webui.long_pages import off_loop_endpoints
+from webui.skeleton import Ready
 
 FLASK_THREADS = 8       # requests with a body Flask answers at once per worker
-_FIRST_TAP = re.compile(rf"/{re.escape(tokens.PATHS['read'])}/([^/]+)\Z")     # the token's form: message_page.tap
+# The guardians' links the front answers, by the path's first part: what answers one (or None: Flask does).
+_ANSWERS = {tokens.PATHS["read"]: message_page.front_answer, tokens.PATHS["coconet"]: coconet_page.front_answer}
+_LINK = re.compile(rf"/({'|'.join(map(re.escape, _ANSWERS))})/([^/]+)\Z")
+# A request with one of these is for Flask's conditional answer (304, 412, 206).
+_CONDITIONS = frozenset((b"if-none-match", b"if-match", b"if-modified-since", b"if-unmodified-since", b"range"))
 _log = logging.getLogger("renraku.access")
 _failures = logging.getLogger(__name__)
 
@@ -51,7 +58,7 @@ def create_front():
 
 
 class Front:
-    """The ASGI app: first taps on notices' links here, everything else through Flask."""
+    """The ASGI app: guardians' links answered from the pages kept ready here, everything else through Flask."""
 
     def __init__(self, flask_app):
         self.flask_app = flask_app
@@ -61,7 +68,7 @@ class Front:
         # Which view a path is, to find the long ones (the name is not matched: the map has no host rules).
         self._urls = flask_app.url_map.bind("front")
         self._off_loop = off_loop_endpoints(flask_app)
-        self._headers: dict[str, list[tuple[bytes, bytes]]] = {}
+        self._headers: dict[tuple[str, str], list[tuple[bytes, bytes]]] = {}
         self._lines: list[str] = []
 
     async def __call__(self, scope, receive, send):
@@ -70,10 +77,9 @@ class Front:
             try:
                 if scope["method"] not in ("GET", "HEAD"):
                     await self.flask(scope, receive, sent)
-                elif (ready := await self._first_tap(scope)) is not None:
-                    headers, body = ready
-                    await sent({"type": "http.response.start", "status": 200, "headers": headers})
-                    await sent({"type": "http.response.body", "body": body})
+                elif (ready := await self._ready(scope)) is not None:
+                    await sent({"type": "http.response.start", "status": 200, "headers": self._headers_of(ready)})
+                    await sent({"type": "http.response.body", "body": ready.body})
                 elif self._runs_off_loop(scope):
                     await self.flask(scope, receive, sent)
                 else:
@@ -81,31 +87,22 @@ class Front:
             finally:
                 self._log(access_log.line(scope, sent.status, sent.length))
 
-    async def _first_tap(self, scope) -> tuple[list, bytes] | None:
-        """The answer to a tap on a notice's link from its page kept ready, its read committed; None: Flask answers.
+    async def _ready(self, scope) -> Ready | None:
+        """A guardian's link answered from its page kept ready, its read report committed; None: Flask answers.
 
         Whatever goes wrong here goes to Flask too, which answers failures in the guardian's language.
         """
-        found = _FIRST_TAP.match(scope["path"]) if scope["method"] == "GET" and not scope["query_string"] else None
-        if found is None:
+        found = _LINK.match(scope["path"]) if scope["method"] == "GET" and not scope["query_string"] else None
+        if found is None or any(name in _CONDITIONS for name, _ in scope["headers"]):
             return None
-        token = found[1]
         try:
-            tap = message_page.tap(self.appliance, token)
-            if tap is None or tap.personal:
-                return None
-            if capability.over_limit(access_log.client_address(scope), self.flask_app):
-                return None
-            body = ready_page(self.flask_app, tap, token)
-            if body is None:
-                return None
-            if not tap.read:
-                await self.commits.commit([partial(receipts.insert_read, self.appliance, tap.message_id,
-                                                   tap.guardian_id)])
+            ready = _ANSWERS[found[1]](self.flask_app, found[2], access_log.client_address(scope))
+            if ready is not None and ready.writes:
+                await self.commits.commit(ready.writes)
         except Exception:               # noqa: BLE001 -- Flask tries again and answers as it answers failures
-            _failures.exception("the front could not answer a tap; Flask answers it")
+            _failures.exception("the front could not answer a guardian's link; Flask answers it")
             return None
-        return [*self._page_headers(tap.locale), (b"content-length", str(len(body)).encode())], body
+        return ready
 
     def _runs_off_loop(self, scope) -> bool:
         """Whether the request is for a view marked off_loop."""
@@ -115,13 +112,16 @@ class Front:
             return False
         return endpoint in self._off_loop
 
-    def _page_headers(self, locale: str) -> list[tuple[bytes, bytes]]:
-        """The headers Flask gives the same page (the app's, then a private page's), per language."""
-        if locale not in self._headers:
+    def _headers_of(self, ready: Ready) -> list[tuple[bytes, bytes]]:
+        """The headers Flask gives the same page: the app's, then a private page's (kept per language and
+        style), then the page's own."""
+        kind = ready.locale, ready.inline_style
+        if kind not in self._headers:
             named = {"Content-Type": "text/html; charset=utf-8", **SECURITY_HEADERS,
-                     **capability.private_header_items(locale)}
-            self._headers[locale] = [(name.lower().encode(), value.encode()) for name, value in named.items()]
-        return self._headers[locale]
+                     **capability.private_header_items(ready.locale, inline_style=ready.inline_style)}
+            self._headers[kind] = [(name.lower().encode(), value.encode()) for name, value in named.items()]
+        own = [(b"etag", ready.etag.encode())] if ready.etag else []
+        return [*self._headers[kind], *own, (b"content-length", str(len(ready.body)).encode())]
 
     def _log(self, line: str) -> None:
         """Write the access log's lines of a turn of the loop as one record: one each cost a tap ~10%."""

@@ -30,10 +30,13 @@ def browser_locale() -> str:
 TIME_FORMATS = {"medium": "%Y/%m/%d %H:%M", "seconds": "%Y/%m/%d %H:%M:%S"}
 
 
-def tokyo_time(moment: datetime | None, style: str = "medium") -> str:
-    """Format a stored UTC time as Tokyo local time (``style``: a key of TIME_FORMATS)."""
+def tokyo_time(moment: datetime | str | None, style: str = "medium") -> str:
+    """Format a stored UTC time as Tokyo local time (``style``: a key of TIME_FORMATS); text is a page kept
+    ready's marker for a time (webui/skeleton.py), shown as it is."""
     if moment is None:
         return ""
+    if isinstance(moment, str):
+        return moment
     return to_tokyo(moment).strftime(TIME_FORMATS[style])
 
 

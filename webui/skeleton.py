@@ -8,6 +8,11 @@ value, and each tap only joins the parts around the markers with its own values
 (HTML-escaped). The markers are random per rendering, so no text of a message can
 pass for one; they are letters and digits, which escaping and URL building leave as
 they are. The values that go into addresses are link tokens, which are URL-safe too.
+CoCo-net's page (``/c/``) is kept the same way, per shape: what its guardians' pages
+share once their names, children and times are taken out (webui/coconet/guardian.py).
+
+A page kept ready is also what the front (webui/front.py) answers without Flask: a
+:class:`Ready` answer.
 """
 from __future__ import annotations
 
@@ -16,8 +21,22 @@ import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass, field
 
 from markupsafe import escape
+
+
+@dataclass(frozen=True)
+class Ready:
+    """A guardian's page as the front answers it without Flask: the body and headers Flask would give
+    (the private headers of ``locale`` and ``inline_style``: webui/capability.py), and the facts to commit
+    before it goes out (webui/group_commit.py)."""
+
+    body: bytes
+    locale: str
+    writes: list[Callable[[], object]] = field(default_factory=list)
+    inline_style: str = ""
+    etag: str = ""          # quoted, as Flask's add_etag sets it ("": none)
 
 
 class Skeleton:

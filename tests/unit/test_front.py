@@ -12,6 +12,7 @@ import pytest
 from appliance import coconet, message_page, ratelimit, surveys
 from appliance.guardians import add_guardian
 from appliance.models import CoconetCheck, Guardian, GuardianLink, Receipt, SurveyAnswer
+from tests.conftest import add_students
 from tests.unit.guardian_fixtures import form_token
 from webui import group_commit
 from webui.front import Front
@@ -188,7 +189,7 @@ def test_a_failed_group_commit_still_answers_the_tap_and_flask_records_it(front,
     assert answer.status == 200 and "佐藤 花子 様" in answer.body.decode()
     assert failures and flask_paths == [taro, hanako]         # the front gave up, Flask answered
     assert receipts_of(families, families.hanako) == 1
-    assert "the front could not answer a tap" in caplog.text
+    assert "the front could not answer a guardian's link" in caplog.text
 
 
 # --- what the page shows ---------------------------------------------------------------------------
@@ -275,22 +276,87 @@ def test_head_is_answered_by_flask_without_a_body_and_records_no_read(front, fla
     assert request(front, hanako, method="HEAD").status == 200 and receipts_of(families, families.hanako) == 0
 
 
-# --- CoCo-net: Flask in the loop, its opening committed with the others --------------------------------
+# --- CoCo-net: openings answered from the page kept ready, committed with the others -----------------
 
 @pytest.fixture
-def coconet_paths(app, families):
-    """Taro's and Hanako's CoCo-net links, with an event open at their school."""
-    coconet.open_event(app, families.school, kind="earthquake", title="地震", body="体育館で待機しています。",
-                       send_notice=False, actor="test")
-    urls = coconet.guardian_links(app, [families.taro.id, families.hanako.id])
-    return [url[url.index("/c/"):] for url in urls.values()]
+def event(app, families):
+    """An event open at the families' school."""
+    return coconet.open_event(app, families.school, kind="earthquake", title="地震", body="体育館で待機しています。",
+                              send_notice=False, actor="test")
+
+
+@pytest.fixture
+def coconet_paths(app, families, event):
+    """Taro's and Hanako's CoCo-net links (two children and one: pages of different shapes)."""
+    return [coconet_path(app, guardian) for guardian in (families.taro, families.hanako)]
+
+
+def coconet_path(app, guardian: Guardian) -> str:
+    url = coconet.guardian_link(app, guardian.id)
+    return url[url.index("/c/"):]
+
+
+def openings() -> int:
+    return CoconetCheck.select().where(CoconetCheck.kind == "open").count()
 
 
 def test_coconet_openings_are_committed_together_before_the_pages_answer(front, flask_paths, coconet_paths,
                                                                           batches):
     answers = together(front, coconet_paths)
     assert [answer.status for answer in answers] == [200, 200] and flask_paths == coconet_paths
-    assert batches == [2] and CoconetCheck.select().where(CoconetCheck.kind == "open").count() == 2
+    assert batches == [2] and openings() == 2
+
+
+def test_an_opening_of_a_shape_kept_ready_is_the_page_and_headers_flask_gives(app, web, front, flask_paths,
+                                                                               families, event, batches):
+    first, *others = [coconet_path(app, guardian) for guardian in more_guardians(app, families, 4)]
+    assert request(front, first).status == 200 and flask_paths == [first]     # Flask keeps the shape ready
+    answers = together(front, others)
+    assert [answer.status for answer in answers] == [200] * 3 and flask_paths == [first]
+    assert batches == [1, 3] and openings() == 4
+    by_front = answers[0]
+    by_flask = web.test_client().get(others[0])
+    assert by_front.body == by_flask.data and "保護者 1 様" in by_front.body.decode()
+    # Flask's Vary: Cookie only says that it looked for a staff session; uvicorn dates every answer.
+    assert by_front.headers == {name.lower(): value for name, value in by_flask.headers.items()
+                                if name not in ("Vary", "Date")}
+    assert by_front.headers["etag"] == by_flask.headers["ETag"] and by_front.headers["cache-control"] == "private, no-cache"
+    assert "style-src 'self' 'sha256-" in by_front.headers["content-security-policy"]
+
+
+def test_each_guardian_sees_their_own_children_and_name_escaped(app, front, flask_paths, families, event):
+    [child] = add_students(app, families.school, [(2, "1", 8, "<b>石川</b> 一")])
+    other = add_guardian(app, "<i>石川</i> 由佳", student_ids=[child.id], emails=["ishikawa@example.jp"],
+                         approved=True)
+    hanako, ishikawa = coconet_path(app, families.hanako), coconet_path(app, other)
+    hanakos = request(front, hanako).body.decode()
+    page = request(front, ishikawa).body.decode()
+    assert flask_paths == [hanako]                  # the same shape: one child in 2-1, not set yet
+    assert "&lt;b&gt;石川&lt;/b&gt; 一" in page and "&lt;i&gt;石川&lt;/i&gt; 由佳 様" in page
+    assert "佐藤" not in page and "<b>" not in page and token_of(ishikawa) in page and token_of(hanako) not in page
+    assert "佐藤 次郎" in hanakos and "石川" not in hanakos
+
+
+def test_a_new_state_or_notice_is_never_shown_from_an_older_page(app, front, flask_paths, families, event):
+    hanako = coconet_path(app, families.hanako)
+    request(front, hanako)
+    [child] = GuardianLink.select().where(GuardianLink.guardian == families.hanako.id)
+    coconet.set_states(app, event, [child.student], "evacuated", place="<第二>公園", note="全員無事", actor="test")
+    coconet.post_notice(app, event, "17時に引き渡しを始めます", actor="test")
+    page = request(front, hanako).body.decode()
+    assert flask_paths == [hanako, hanako]          # a new shape: Flask renders it and keeps it ready
+    assert "避難" in page and "&lt;第二&gt;公園" in page and "全員無事" in page and "17時に引き渡しを始めます" in page
+    assert request(front, hanako).body.decode() == page and flask_paths == [hanako, hanako]
+
+
+def test_a_revalidation_is_flasks_304_and_a_head_records_no_opening(app, front, flask_paths, families, event):
+    hanako = coconet_path(app, families.hanako)
+    page = request(front, hanako)
+    again = request(front, hanako, headers=[(b"if-none-match", page.headers["etag"].encode())])
+    assert again.status == 304 and again.body == b"" and flask_paths == [hanako, hanako]
+    head = request(front, hanako, method="HEAD")
+    assert head.status == 200 and head.body == b"" and head.headers["content-length"] == str(len(page.body))
+    assert openings() == 2                          # the page and its revalidation: the guardian looked twice
 
 
 def test_a_failed_group_commit_of_an_opening_is_written_by_flask_itself(front, coconet_paths, monkeypatch):
@@ -298,7 +364,7 @@ def test_a_failed_group_commit_of_an_opening_is_written_by_flask_itself(front, c
         raise RuntimeError("database is locked")
     monkeypatch.setattr(group_commit, "_run", fails)
     assert request(front, coconet_paths[0]).status == 200
-    assert CoconetCheck.select().where(CoconetCheck.kind == "open").count() == 1
+    assert openings() == 1
 
 
 # --- the access log ---------------------------------------------------------------------------------

@@ -11,22 +11,33 @@ varies on nothing else.
 
 CSRF without a session and the rate limit on link guessing: :mod:`webui.capability`,
 shared with the guardian's message pages.
+
+Every guardian of a school may open the page within a minute of an event's notice, so
+it is kept ready (webui/skeleton.py) per shape: the page with the guardian's name, their
+children's names, classes, places, notes and times, their reply and the link taken out.
+The guardians whose children share the states show the same shape (in a burst, most of
+a school), and the front (webui/front.py) answers their openings from it without Flask.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 
-from flask import g, make_response, redirect, request, url_for
+from flask import current_app, g, make_response, redirect, request, url_for
 from markupsafe import Markup
+from werkzeug.http import generate_etag, quote_etag
 
-from appliance import coconet
-from appliance.errors import ApplianceError
+from appliance import coconet, tokens
+from appliance.errors import ApplianceError, NotFound
 from webui import capability
 from webui.access import PUBLIC, access
 from webui.group_commit import before_answer
-from webui.i18n import render_in
+from webui.i18n import render_in, tokyo_time
 from webui.coconet import bp
+from webui.skeleton import Ready, Skeleton
 
 FORM_PURPOSE = "coconet-form"
 # Inline, so the page is one request on a congested network; the CSP allows exactly this text.
@@ -36,12 +47,14 @@ INLINE_CSS = (Path(__file__).parent.parent / "static" / "coconet-guardian.css").
 @bp.get("/c/<token>")
 @access(PUBLIC)
 def guardian_show(token: str):
-    """The page a guardian's link opens; each opening is recorded."""
+    """The page a guardian's link opens; each opening is recorded (a HEAD, a link checker, records nothing)."""
     view = _view(token)
-    rows = coconet.check_rows(g.appliance, view, "open")
-    if rows:
+    if request.method == "GET" and (rows := coconet.check_rows(g.appliance, view, "open")):
         before_answer(partial(coconet.insert_checks, rows))
-    return _page(view, token)
+    body = ready_page(current_app, view, token) or _keep_ready(view, token)
+    response = capability.private_headers(make_response(body), view.locale, inline_style=INLINE_CSS)
+    response.set_etag(generate_etag(body))
+    return response.make_conditional(request)
 
 
 @bp.post("/c/<token>")
@@ -65,12 +78,86 @@ def _view(token: str) -> coconet.GuardianView:
     return coconet.guardian_view(grant.guardian_id)
 
 
-def _page(view: coconet.GuardianView, token: str, *, error: str = "", status: int = 200):
-    html = render_in(view.locale, "coconet/guardian.html", view=view, token=token,
-                     form_token=capability.form_token(FORM_PURPOSE, token), inline_css=Markup(INLINE_CSS),
-                     error=error, states=coconet.STATES, reply_limit=coconet.MAX_REPLY)
-    response = capability.private_headers(make_response(html, status), view.locale, inline_style=INLINE_CSS)
-    if status == 200:
-        response.add_etag()
-        response.make_conditional(request)
-    return response
+def _page(view: coconet.GuardianView, token: str, *, error: str, status: int):
+    html = _html(view, token, capability.form_token(FORM_PURPOSE, token), error=error)
+    return capability.private_headers(make_response(html, status), view.locale, inline_style=INLINE_CSS)
+
+
+def _html(view: coconet.GuardianView, token: str, form_token: str, *, error: str = "") -> str:
+    return render_in(view.locale, "coconet/guardian.html", view=view, token=token, form_token=form_token,
+                     inline_css=Markup(INLINE_CSS), error=error, states=coconet.STATES,
+                     reply_limit=coconet.MAX_REPLY)
+
+
+# --- the page kept ready (webui/skeleton.py) -----------------------------------------------------
+
+def front_answer(flask_app, token: str, client: str) -> Ready | None:
+    """What the front answers an opening with, without Flask: the page kept ready for its shape, the opening to
+    commit first. None for anything else (an unknown, expired or limited link, a shape not kept yet): Flask."""
+    appliance = flask_app.extensions["appliance"]
+    if capability.over_limit(client, flask_app):
+        return None
+    try:
+        view = coconet.guardian_view(tokens.resolve_token(appliance, token, "coconet").guardian_id)
+    except (tokens.InvalidToken, NotFound):
+        return None
+    body = ready_page(flask_app, view, token)
+    if body is None:
+        return None
+    rows = coconet.check_rows(appliance, view, "open")
+    return Ready(body, view.locale, [partial(coconet.insert_checks, rows)] if rows else [], INLINE_CSS,
+                 quote_etag(generate_etag(body)))
+
+
+def ready_page(flask_app, view: coconet.GuardianView, token: str) -> bytes | None:
+    """The guardian's page from the skeleton kept for its shape (None: none yet)."""
+    shape, values = _personal_values(view)
+    skeleton = flask_app.extensions["ready_pages"].get(shape)
+    return None if skeleton is None else _fill(flask_app, skeleton, values, token)
+
+
+def _keep_ready(view: coconet.GuardianView, token: str) -> bytes:
+    shape, values = _personal_values(view)
+
+    def render(marker: dict[str, str]) -> str:
+        return _html(_personal(view, lambda slot, value: marker[slot]), marker["token"], marker["form_token"])
+    skeleton = Skeleton.render(render, [*values, "token", "form_token"])
+    current_app.extensions["ready_pages"].put(shape, skeleton)
+    return _fill(current_app, skeleton, values, token)
+
+
+def _fill(flask_app, skeleton: Skeleton, values: dict[str, str], token: str) -> bytes:
+    return skeleton.fill({**values, "token": token, "form_token": capability.form_token(FORM_PURPOSE, token,
+                                                                                         flask_app)})
+
+
+def _personal_values(view: coconet.GuardianView) -> tuple[str, dict[str, str]]:
+    """The page's shape (its key among the pages kept ready) and its personal values as shown, by slot."""
+    values = {}
+
+    def take(slot: str, value) -> str:
+        values[slot] = tokyo_time(value) if isinstance(value, datetime) else str(value)
+        return slot
+    return "coconet " + repr(_personal(view, take)), values
+
+
+def _personal(view: coconet.GuardianView, put: Callable[[str, object], object]) -> coconet.GuardianView:
+    """The view with each value personal to the guardian replaced by ``put(slot, value)``; an empty value stays
+    (the page shows it by leaving something out), and what the page does not show is dropped."""
+    def own(slot: str, value):
+        return put(slot, value) if value else value
+
+    events = []
+    for e, ev in enumerate(view.events):
+        children = [coconet.ChildView(
+            own(f"{e}.{c}.name", child.name), own(f"{e}.{c}.grade", child.grade),
+            own(f"{e}.{c}.class", child.class_name),
+            child.state and coconet.ChildState(child.state.state, own(f"{e}.{c}.place", child.state.place),
+                                               own(f"{e}.{c}.note", child.state.note), "",
+                                               own(f"{e}.{c}.at", child.state.at)),
+            child.pickup and coconet.Pickup(own(f"{e}.{c}.collector", child.pickup.collector), "",
+                                            own(f"{e}.{c}.collected", child.pickup.collected_at)))
+            for c, child in enumerate(ev.children)]
+        events.append(replace(ev, children=children, confirmed_at=own(f"{e}.confirmed", ev.confirmed_at),
+                              reply=own(f"{e}.reply", ev.reply)))
+    return replace(view, guardian_id="", guardian_name=own("name", view.guardian_name), events=events)

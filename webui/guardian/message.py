@@ -23,7 +23,7 @@ from webui.downloads import file_response
 from webui.guardian import bp
 from webui.group_commit import before_answer
 from webui.i18n import render_in
-from webui.skeleton import Skeleton
+from webui.skeleton import Ready, Skeleton
 
 FORM_PURPOSE = "message-form"
 # The reply form: its files (replies.MAX_FILES_BYTES) and the text, multipart overhead aside.
@@ -74,11 +74,25 @@ def _ready_key(tap: message_page.Tap) -> tuple:
     return tap.message_id, tap.sent, tap.locale, tap.open
 
 
-def ready_page(flask_app, tap: message_page.Tap, token: str) -> bytes | None:
-    """The page of a tap that shows nothing the guardian sent, from the skeleton kept for it (None: none yet).
+def front_answer(flask_app, token: str, client: str) -> Ready | None:
+    """What the front answers a tap with, without Flask: the page kept ready, its read report to commit first.
 
-    Also what webui/front.py answers a tap with, without Flask.
+    None for anything else about the tap (an unknown, expired or limited link, a guardian who answered or
+    replied, a page not kept yet): Flask decides and renders it.
     """
+    appliance = flask_app.extensions["appliance"]
+    tap = message_page.tap(appliance, token)
+    if tap is None or tap.personal or capability.over_limit(client, flask_app):
+        return None
+    body = ready_page(flask_app, tap, token)
+    if body is None:
+        return None
+    return Ready(body, tap.locale, [] if tap.read else [partial(receipts.insert_read, appliance, tap.message_id,
+                                                                tap.guardian_id)])
+
+
+def ready_page(flask_app, tap: message_page.Tap, token: str) -> bytes | None:
+    """The page of a tap that shows nothing the guardian sent, from the skeleton kept for it (None: none yet)."""
     skeleton = flask_app.extensions["ready_pages"].get(_ready_key(tap))
     return None if skeleton is None else _fill(flask_app, skeleton, tap, token)
 
