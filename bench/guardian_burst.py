@@ -27,7 +27,8 @@ every ``--think`` s on average, in another process) and their p95 is printed aga
 300 ms target: the school's message pages during the read reports, its CoCo-net dashboard and
 a class's roll call during the CoCo-net burst. ``--with-blast`` runs bench/blast.py (our MTA only, its own data dir) and
 measures while its MTA sends. ``--profile N`` instead opens N /r/ links (and N /c/ links) in
-this process with Flask's test client under cProfile and prints where the time goes.
+this process through the front (its ASGI app called directly) under cProfile and prints where
+the time goes.
 
 After the two bursts the same gunicorn command serves bench/_reference_app.py, a fixed 7 KB
 page, and gets the same two bursts: for /r/ links the ASGI callable answers it alone (the
@@ -42,6 +43,7 @@ machine runs, and on 2 cores the target needs it under 1 ms.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import cProfile
 import json
 import multiprocessing
@@ -179,24 +181,26 @@ def prepare(app, code: str) -> tuple[list[str], list[str], str]:
 
 
 def profile(app, read: list[str], check: list[str], count: int, lines: int) -> None:
-    """Open `count` links of each kind with Flask's test client under cProfile; print where the time goes."""
+    """Open `count` links of each kind through the front (webui/front.py, its ASGI app called in this process's
+    event loop, as uvicorn calls it) under cProfile; print where the time goes."""
     from webui import create_app      # only here: the measured runs import no Flask in this process
+    from webui.front import Front
 
-    web = create_app({"APPLIANCE": app, "DATA_DIR": app.data_dir})
-    client = web.test_client()
+    front = Front(create_app({"APPLIANCE": app, "DATA_DIR": app.data_dir}))
+
+    async def opened(paths: list[str]) -> None:
+        for path in paths:
+            if (status := await _front_status(front, path)) != 200:
+                raise SystemExit(f"{path} answered {status}")
     for label, paths in (("/r/<token>", read), ("/c/<token>", check)):
-        client.get(paths[-1])       # warm: templates compiled, connections opened
+        asyncio.run(opened(paths[-1:]))     # warm: templates compiled, the page kept ready, connections opened
         started = time.perf_counter()
-        for path in paths[count:2 * count]:
-            client.get(path)
+        asyncio.run(opened(paths[count:2 * count]))
         plain = (time.perf_counter() - started) / count
         profiler = cProfile.Profile()
         started = time.perf_counter()
         profiler.enable()
-        for path in paths[:count]:
-            status = client.get(path).status_code
-            if status != 200:
-                raise SystemExit(f"{path} answered {status}")
+        asyncio.run(opened(paths[:count]))
         profiler.disable()
         wall = time.perf_counter() - started
         print(f"\n=== {label}: in-process {plain * 1000:.2f} ms a request ({count} requests, first reads); "
@@ -204,6 +208,23 @@ def profile(app, read: list[str], check: list[str], count: int, lines: int) -> N
         stats = pstats.Stats(profiler)
         stats.sort_stats("cumulative").print_stats(lines)
         stats.sort_stats("tottime").print_stats(lines)
+    front.commits.close()
+
+
+async def _front_status(front, path: str) -> int:
+    """One GET through the front, as uvicorn hands it over; its status."""
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+             "headers": [(b"host", b"bench")], "client": ("127.0.0.1", 50000), "server": ("bench", 80)}
+    started = {}
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(event):
+        started.setdefault("status", event.get("status"))
+    await front(scope, receive, send)
+    return started["status"]
 
 
 # --- the run --------------------------------------------------------------------------------------
@@ -300,7 +321,7 @@ def main() -> None:
     parser.add_argument("--with-blast", action="store_true", help="measure while bench/blast.py's MTA sends")
     parser.add_argument("--blast-guardians", type=int, default=40_000, help="blast.py --guardians")
     parser.add_argument("--profile", type=int, default=0, metavar="N",
-                        help="profile N requests of each kind in-process (Flask test client) instead")
+                        help="profile N requests of each kind in-process (through the front) instead")
     parser.add_argument("--profile-lines", type=int, default=25)
     signal.signal(signal.SIGTERM, signal.default_int_handler)   # a kill stops blast.py and gunicorn too
     run(parser.parse_args())
