@@ -5,6 +5,7 @@ from datetime import datetime
 
 from flask import Flask, current_app, render_template, request, session
 from flask_babel import Babel, force_locale, get_locale, get_translations
+from jinja2 import pass_eval_context
 from markupsafe import Markup
 
 from appliance.clock import TOKYO, to_tokyo
@@ -41,30 +42,39 @@ def tokyo_time(moment: datetime | str | None, style: str = "medium") -> str:
 
 
 def render_in(locale: str, template: str, **context) -> str:
-    """Render an HTML template in one language with that language's catalog bound once for the whole page.
+    """Render a template in one language, not the request's (a guardian's page is in the guardian's)."""
+    with force_locale(locale):
+        return render_template(template, **context)
 
-    Flask-Babel finds the request's locale and catalog anew for every string (~30 us each,
-    some twenty a page); the guardians' pages are rendered by the thousand in a burst.
-    Strings in imported macros still go through Flask-Babel, inside ``force_locale``.
+
+def _catalog() -> dict:
+    """The templates' strings in the page's language: Flask-Babel's catalog, bound once per language.
+
+    Flask-Babel finds the request's language and catalog anew for every string (~30 us
+    each): some twenty on a guardian's page, hundreds on a class's roll call. Macros that
+    translate are imported ``with context`` to use these too.
     """
     catalogs = current_app.extensions.setdefault("catalogs", {})
-    with force_locale(locale):
-        if locale not in catalogs:
-            catalogs[locale] = _bound(get_translations())       # Flask-Babel's own catalog, bound once
-        gettext, ngettext = catalogs[locale]
-        return render_template(template, _=gettext, gettext=gettext, ngettext=ngettext, **context)
+    locale = str(get_locale())
+    if locale not in catalogs:
+        gettext, ngettext = _bound(get_translations())
+        catalogs[locale] = {"_": gettext, "gettext": gettext, "ngettext": ngettext}
+    return catalogs[locale]
 
 
 def _bound(translations) -> tuple:
-    # As Jinja's newstyle gettext (what Flask-Babel installs) in an autoescaped (HTML) template:
-    # the translation is markup, always %-formatted (so "%%" is "%"), its variables escaped.
-    def gettext(string: str, **variables) -> Markup:
-        text = Markup(translations.gettext(string))
-        return text % variables if variables or "%" in text else text
+    # As Jinja's newstyle gettext, which Flask-Babel installs: always %-formatted (so "%%" is "%"), and in an
+    # autoescaped (HTML) template the translation is markup and its variables are escaped.
+    @pass_eval_context
+    def gettext(eval_ctx, string: str, **variables) -> str:
+        text = translations.gettext(string)
+        return (Markup(text) if eval_ctx.autoescape else text) % variables
 
-    def ngettext(singular: str, plural: str, num: int, **variables) -> Markup:
+    @pass_eval_context
+    def ngettext(eval_ctx, singular: str, plural: str, num: int, **variables) -> str:
         variables.setdefault("num", num)
-        return Markup(translations.ngettext(singular, plural, num)) % variables
+        text = translations.ngettext(singular, plural, num)
+        return (Markup(text) if eval_ctx.autoescape else text) % variables
 
     return gettext, ngettext
 
@@ -74,5 +84,6 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_DEFAULT_LOCALE", "ja")
     app.config.setdefault("BABEL_DEFAULT_TIMEZONE", str(TOKYO))
     Babel(app, locale_selector=select_locale)
+    app.context_processor(_catalog)
     app.jinja_env.filters["tokyo"] = tokyo_time
     app.jinja_env.globals.update(LOCALE_NAMES=LOCALE_NAMES, get_locale=get_locale)

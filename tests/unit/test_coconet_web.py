@@ -78,6 +78,14 @@ def test_the_bulk_form_marks_a_whole_class_protected_in_the_gym(signed_in, event
     assert page.count("体育館") >= len(states)
 
 
+def test_the_roll_call_in_english_labels_every_state_in_english(signed_in, event):
+    teacher = signed_in("teacher-a")
+    teacher.post_form(f"{BASE}/{event.id}/class/3/1", {"state": "protected", "place": "体育館"})
+    teacher.post_form("/admin/lang", {"lang": "en"})
+    page = teacher.get(f"{BASE}/{event.id}/class/3/1").get_data(as_text=True)     # labels from imported macros
+    assert "Protected at school" in page and "学校で保護" not in page
+
+
 def test_one_button_sets_one_child_and_a_child_of_another_class_is_refused(signed_in, event):
     teacher = signed_in("teacher-a")
     child = seat(2, "1", 2)

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from appliance import coconet, message_page, ratelimit, surveys
+from appliance import coconet, message_page, portal, ratelimit, surveys
 from appliance.guardians import add_guardian
 from appliance.models import CoconetCheck, Guardian, GuardianLink, Receipt, SurveyAnswer
 from tests.conftest import add_students
@@ -335,6 +335,17 @@ def test_each_guardian_sees_their_own_children_and_name_escaped(app, front, flas
     assert "&lt;b&gt;石川&lt;/b&gt; 一" in page and "&lt;i&gt;石川&lt;/i&gt; 由佳 様" in page
     assert "佐藤" not in page and "<b>" not in page and token_of(ishikawa) in page and token_of(hanako) not in page
     assert "佐藤 次郎" in hanakos and "石川" not in hanakos
+
+
+def test_pages_of_one_shape_are_kept_ready_per_language(app, front, flask_paths, families, event):
+    japanese, english = more_guardians(app, families, 2)
+    portal.set_preferences(app, english.id, locale="en", quiet_from=None, quiet_until=None)
+    paths = [coconet_path(app, guardian) for guardian in (japanese, english, japanese, english)]
+    pages = [request(front, path) for path in paths]
+    assert flask_paths == paths[:2]
+    assert [page.headers["content-language"] for page in pages] == ["ja", "en", "ja", "en"]
+    assert "確認しました" not in pages[3].body.decode() and "I have seen this" in pages[3].body.decode()
+    assert "確認しました" in pages[2].body.decode()
 
 
 def test_a_new_state_or_notice_is_never_shown_from_an_older_page(app, front, flask_paths, families, event):
