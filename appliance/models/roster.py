@@ -27,8 +27,12 @@ class Student(BaseModel):
 
     @property
     def seat(self) -> str:
-        """The student's place as staff say it: grade-class-number."""
-        return f"{self.grade}-{self.class_name}-{self.number}"
+        return seat_of(self.grade, self.class_name, self.number)
+
+
+def seat_of(grade: int, class_name: str, number: int) -> str:
+    """A student's place as staff say it: grade-class-number."""
+    return f"{grade}-{class_name}-{number}"
 
 
 class StudentGroup(BaseModel):
