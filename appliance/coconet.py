@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import csv
 import io
-from collections import Counter, defaultdict
+from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import NamedTuple
 
@@ -28,7 +28,7 @@ from appliance import audit, contacts, db, messages, roster, targeting, tokens
 from appliance.clock import to_tokyo
 from appliance.errors import InvalidInput, NotFound
 from appliance.ids import uuid7
-from appliance.models import (CoconetCheck, CoconetEvent, CoconetNotice, CoconetPickup, CoconetState, Guardian,
+from appliance.models import (CapabilityToken, CoconetCheck, CoconetEvent, CoconetNotice, CoconetPickup, CoconetState, Guardian,
                               GuardianLink, School, Student)
 from appliance.models.message import CHANNELS
 from appliance.models.roster import seat_of
@@ -337,49 +337,85 @@ def guardian_links(app, guardian_ids: Iterable[str]) -> dict[str, str]:
     return {gid: tokens.token_url(app, "coconet", token) for (gid, _), token in issued.items()}
 
 
-# Plain SQL (db.fetch) throughout: every guardian may open this page at once, while mail goes out.
-_GUARDIAN = "SELECT name, locale FROM guardian WHERE id = {p}"
-_CHILDREN = ("SELECT s.id, s.school_id, s.name, s.grade, s.class_name FROM student s"
-             " JOIN guardian_link l ON l.student_id = s.id WHERE l.guardian_id = {p} AND l.status = 'approved'"
-             " AND s.status = 'enrolled' ORDER BY s.grade DESC, s.class_name, s.number")
-_OPEN_EVENTS = ("SELECT e.id, e.school_id, e.title, e.opened_at, sc.name FROM coconet_event e"
-                " JOIN school sc ON sc.id = e.school_id WHERE e.closed_at IS NULL AND e.school_id IN ({schools})"
-                " ORDER BY e.opened_at DESC")
+# Plain SQL (db.fetch): every guardian may open this page within a minute, while mail goes out. One
+# statement reads what a link shows: the guardian, each approved enrolled child with its school's open event
+# (one at most: coconet_event_open), the child's newest state, the guardian's newest confirmation and reply in
+# that event, and how many notices the event has and its newest one's id; the notices' text is kept per
+# worker under those two (facts are only added, so they name the list). One row per child; a guardian
+# without children has one row, its child and event NULL.
+_LINK_VIEW = (
+    "SELECT g.id, g.name, g.locale, s.id, s.name, s.grade, s.class_name, e.id, e.title, e.opened_at, sc.name,"
+    " st.state, st.place, st.note, st.actor, st.at,"
+    " (SELECT max(c.at) FROM coconet_check c WHERE c.event_id = e.id AND c.guardian_id = g.id"
+    "  AND c.kind = 'confirm'),"
+    " (SELECT c.body FROM coconet_check c WHERE c.event_id = e.id AND c.guardian_id = g.id AND c.kind = 'reply'"
+    "  ORDER BY c.at DESC, c.id DESC LIMIT 1),"
+    " (SELECT count(*) FROM coconet_notice n WHERE n.event_id = e.id),"
+    " (SELECT max(n.id) FROM coconet_notice n WHERE n.event_id = e.id)"
+    " FROM capability_token t JOIN guardian g ON g.id = t.guardian_id"
+    " LEFT JOIN guardian_link l ON l.guardian_id = g.id AND l.status = 'approved'"
+    " LEFT JOIN student s ON s.id = l.student_id AND s.status = 'enrolled'"
+    " LEFT JOIN coconet_event e ON e.school_id = s.school_id AND e.closed_at IS NULL"
+    " LEFT JOIN school sc ON sc.id = e.school_id"
+    " LEFT JOIN coconet_state st ON st.id = (SELECT x.id FROM coconet_state x WHERE x.event_id = e.id"
+    "  AND x.student_id = s.id ORDER BY x.at DESC, x.id DESC LIMIT 1)"
+    " WHERE t.token_hash = {p} AND t.scope = 'coconet' AND t.expires_at > {p}"
+    " ORDER BY e.opened_at DESC, s.grade DESC, s.class_name, s.number")
 _NOTICES = (f"SELECT body, at FROM coconet_notice WHERE event_id = {{p}} ORDER BY at DESC, id DESC"
-            f" LIMIT {NOTICES_SHOWN + 1}")          # a literal: a bound LIMIT is planned anew every call
-_NOTICE_COUNT = "SELECT count(*) FROM coconet_notice WHERE event_id = {p}"
-_OWN_CHECKS = ("SELECT kind, body, at FROM coconet_check WHERE event_id = {p} AND guardian_id = {p}"
-               " AND kind IN ('confirm', 'reply') ORDER BY at, id")
+            f" LIMIT {NOTICES_SHOWN}")          # a literal: a bound LIMIT is planned anew every call
+_notices_kept: OrderedDict[tuple, list[NoticeView]] = OrderedDict()
+NOTICE_LISTS_KEPT = 256
 
 
-def guardian_view(guardian_id: str) -> GuardianView:
-    """Return what the guardian's page shows: approved, enrolled children in open events, and notices."""
-    found = db.fetch(_GUARDIAN, (guardian_id,))
-    if not found:
-        raise NotFound("このリンクは無効か、有効期限が切れています。")
-    view = GuardianView(guardian_id, *found[0])
-    by_school = defaultdict(list)
-    for student_id, school_id, name, grade, class_name in db.fetch(_CHILDREN, (guardian_id,)):
-        by_school[school_id].append((student_id, name, grade, class_name))
-    if not by_school:
-        return view
-    schools = list(by_school)
-    for event_id, school_id, title, opened_at, school_name in db.fetch(
-            _OPEN_EVENTS.format(schools=db.placeholders(len(schools))), schools):
-        kids = by_school[school_id]
-        ids = [kid[0] for kid in kids]
-        states = current_states(event_id, ids)
-        handed_over = [sid for sid, state in states.items() if state.state == "handed_over"]
-        pickups = latest_pickups(event_id, handed_over) if handed_over else {}
-        notices = [NoticeView(body, _utc(at)) for body, at in db.fetch(_NOTICES, (event_id,))]
-        older = db.fetch(_NOTICE_COUNT, (event_id,))[0][0] - NOTICES_SHOWN if len(notices) > NOTICES_SHOWN else 0
-        own = {kind: (body, at) for kind, body, at in db.fetch(_OWN_CHECKS, (event_id, guardian_id))}
-        children = [ChildView(name, grade, class_name, states.get(sid), pickups.get(sid))
-                    for sid, name, grade, class_name in kids]
-        view.events.append(EventView(
-            event_id, title, _utc(opened_at), school_name, children, notices[:NOTICES_SHOWN], older,
-            _utc(own["confirm"][1]) if "confirm" in own else None, own["reply"][0] if "reply" in own else ""))
+def link_view(app, token: str) -> GuardianView | None:
+    """Return what a guardian's CoCo-net link shows: approved, enrolled children in open events, and notices.
+
+    None if the token is not a live CoCo-net link (:func:`tokens.resolve_token` tells why).
+    """
+    if not tokens.well_formed(token):
+        return None
+    with db.snapshot():         # the notices read below are those the counts were read with
+        rows = db.fetch(_LINK_VIEW, (tokens.digest(token), CapabilityToken.expires_at.db_value(app.clock.now())))
+        return _link_view(rows) if rows else None
+
+
+def _link_view(rows: list[tuple]) -> GuardianView:
+    guardian_id, name, locale = rows[0][:3]
+    view = GuardianView(guardian_id, name, locale)
+    events: dict[str, EventView] = {}
+    handed_over: dict[str, list[tuple[int, str]]] = defaultdict(list)      # event -> (child's place, student)
+    for (*_, student_id, child, grade, class_name, event_id, title, opened_at, school_name,
+         state, place, note, actor, state_at, confirmed_at, reply, notices, newest) in rows:
+        if event_id is None:        # not a child of the guardian's, or no open event at the child's school
+            continue
+        if event_id not in events:
+            events[event_id] = EventView(
+                event_id, title, _utc(opened_at), school_name, [], _event_notices(event_id, notices, newest),
+                max(notices - NOTICES_SHOWN, 0), _utc(confirmed_at) if confirmed_at else None, reply or "")
+            view.events.append(events[event_id])
+        shown = events[event_id].children
+        if state == "handed_over":
+            handed_over[event_id].append((len(shown), student_id))
+        shown.append(ChildView(child, grade, class_name,
+                               ChildState(state, place, note, actor, _utc(state_at)) if state else None, None))
+    for event_id, children in handed_over.items():
+        pickups = latest_pickups(event_id, [student_id for _, student_id in children])
+        shown = events[event_id].children
+        for index, student_id in children:
+            shown[index] = replace(shown[index], pickup=pickups.get(student_id))
     return view
+
+
+def _event_notices(event_id: str, count: int, newest: str | None) -> list[NoticeView]:
+    """The event's newest notices, kept per worker under their count and newest id (read in the same snapshot)."""
+    key = event_id, count, newest
+    kept = _notices_kept.get(key)
+    if kept is None:
+        kept = [NoticeView(body, _utc(at)) for body, at in db.fetch(_NOTICES, (event_id,))] if count else []
+        _notices_kept[key] = kept
+        while len(_notices_kept) > NOTICE_LISTS_KEPT:
+            _notices_kept.popitem(last=False)
+    return kept
 
 
 def record_check(app, view: GuardianView, kind: str, *, event_id: str | None = None, body: str = "") -> int:

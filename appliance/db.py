@@ -10,6 +10,7 @@ plain transaction, and :func:`new_keys` to PostgreSQL 18's ``uuidv7()``.
 """
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable
 from contextlib import contextmanager
@@ -132,8 +133,13 @@ def fetch(template: str, params: Iterable = ()) -> list[tuple]:
     bound values elsewhere: a class's children became a table scan.)
     """
     cursor = database.cursor()        # not execute_sql: its bookkeeping cost a tap more than the statement
-    cursor.execute(template.format(p="+" + database.param), tuple(params))
+    cursor.execute(_statement(template), tuple(params))
     return cursor.fetchall()
+
+
+@functools.lru_cache(maxsize=1024)      # templates are constants, or carry an IN list's length
+def _statement(template: str) -> str:
+    return template.format(p="+" + database.param)
 
 
 def placeholders(count: int) -> str:
@@ -149,6 +155,13 @@ def insert_rows(model, fields: list, rows: list[tuple], *, converted: bool = Fal
     columns = ", ".join(f'"{f.column_name}"' for f in fields)
     execute_many(model, f'INSERT INTO {{table}} ({columns}) VALUES ({placeholders(len(fields))})',
                  None if converted else fields, rows)
+
+
+@contextmanager
+def snapshot():
+    """Run the block's reads in one read transaction: they all see the database as of one moment."""
+    with database.atomic():
+        yield
 
 
 @contextmanager

@@ -187,26 +187,52 @@ def test_notices_are_newest_first_and_limited_in_length(app, fam, clock):
         coconet.post_notice(app, event, "  ", actor="admin-a")
 
 
+def view_of(app, guardian_id: str) -> coconet.GuardianView:
+    """What the guardian's CoCo-net link shows."""
+    return coconet.link_view(app, coconet.guardian_link(app, guardian_id).rsplit("/", 1)[1])
+
+
 def test_a_guardian_sees_only_their_own_approved_children_and_the_notices(app, fam):
     event = open_(app, fam.school)
     open_(app, fam.other, title="B校の地震")
     coconet.set_class_state(app, event, 3, "1", "protected", place="体育館", actor="teacher-a")
-    one = coconet.guardian_view(fam.g["g1"].id)
+    one = view_of(app, fam.g["g1"].id)
     [shown] = one.events
     assert shown.event_id == event.id and shown.school_name == "第一小学校"
     assert [c.name for c in shown.children] == ["aoi", "hana"]
     assert {c.name: (c.state.state if c.state else None) for c in shown.children} == {"aoi": "protected", "hana": None}
     assert [n.body for n in shown.notices] == ["震度6弱。児童は校庭に避難しています。"]
-    two = coconet.guardian_view(fam.g["g2"].id)
+    two = view_of(app, fam.g["g2"].id)
     assert [c.name for c in two.events[0].children] == ["ren"]
-    assert coconet.guardian_view(fam.g["g4"].id).events == []          # a pending link shows nothing
-    assert [e.school_name for e in coconet.guardian_view(fam.g["g5"].id).events] == ["第二小学校"]
+    assert view_of(app, fam.g["g4"].id).events == []          # a pending link shows nothing
+    assert [e.school_name for e in view_of(app, fam.g["g5"].id).events] == ["第二小学校"]
+
+
+def test_a_child_handed_over_shows_who_collected_them(app, fam):
+    event = open_(app, fam.school)
+    coconet.set_class_state(app, event, 3, "1", "protected", place="体育館", actor="teacher-a")
+    coconet.record_pickup(app, event, fam.kids["aoi"], guardian_id=fam.g["g1"].id, actor="teacher-a")
+    [shown] = view_of(app, fam.g["g1"].id).events
+    aoi, hana = shown.children
+    assert aoi.name == "aoi" and aoi.state.state == "handed_over" and aoi.pickup.collector == "保護者1"
+    assert hana.state is None and hana.pickup is None
+
+
+def test_children_in_two_schools_show_under_each_schools_open_event_newest_first(app, fam, clock):
+    first = open_(app, fam.school, send_notice=False)
+    clock.advance(minutes=5)
+    second = open_(app, fam.other, send_notice=False, title="B校の地震")
+    both = guardians.add_guardian(app, "保護者6", student_ids=[fam.kids["aoi"].id, fam.kids["kai"].id],
+                                  emails=["six.rk0000006@example.jp"], approved=True)
+    view = view_of(app, both.id)
+    assert [(ev.event_id, [c.name for c in ev.children]) for ev in view.events] == [(second.id, ["kai"]),
+                                                                                     (first.id, ["aoi"])]
 
 
 def test_without_an_open_event_the_guardian_sees_no_child(app, fam):
     event = open_(app, fam.school, send_notice=False)
     coconet.close_event(app, event, actor="admin-a")
-    assert coconet.guardian_view(fam.g["g1"].id).events == []
+    assert view_of(app, fam.g["g1"].id).events == []
 
 
 def test_the_guardian_page_shows_only_the_newest_notices(app, fam, clock):
@@ -214,14 +240,14 @@ def test_the_guardian_page_shows_only_the_newest_notices(app, fam, clock):
     for n in range(coconet.NOTICES_SHOWN + 3):
         coconet.post_notice(app, event, f"第{n + 1}報", actor="admin-a")
         clock.advance(minutes=1)
-    [shown] = coconet.guardian_view(fam.g["g1"].id).events
+    [shown] = view_of(app, fam.g["g1"].id).events
     assert shown.notices[0].body == f"第{coconet.NOTICES_SHOWN + 3}報"
     assert len(shown.notices) == coconet.NOTICES_SHOWN and shown.older_notices == 3
 
 
 def test_opening_confirming_and_replying_are_recorded_as_facts(app, fam, clock):
     event = open_(app, fam.school)
-    view = coconet.guardian_view(fam.g["g2"].id)
+    view = view_of(app, fam.g["g2"].id)
     assert coconet.record_check(app, view, "open") == 1
     assert coconet.record_check(app, view, "open") == 1                # each opening is a fact
     clock.advance(minutes=2)
@@ -229,14 +255,14 @@ def test_opening_confirming_and_replying_are_recorded_as_facts(app, fam, clock):
     coconet.record_check(app, view, "reply", event_id=event.id, body="17:00に迎えに行きます")
     kinds = [c.kind for c in CoconetCheck.select().order_by(CoconetCheck.at, CoconetCheck.kind)]
     assert sorted(kinds) == ["confirm", "open", "open", "reply"]
-    [shown] = coconet.guardian_view(fam.g["g2"].id).events
+    [shown] = view_of(app, fam.g["g2"].id).events
     assert shown.confirmed_at == clock.now() and shown.reply == "17:00に迎えに行きます"
 
 
 def test_checks_are_refused_for_events_not_in_the_guardians_view(app, fam):
     open_(app, fam.school)
     other_event = open_(app, fam.other)
-    view = coconet.guardian_view(fam.g["g1"].id)
+    view = view_of(app, fam.g["g1"].id)
     with pytest.raises(NotFound):
         coconet.record_check(app, view, "confirm", event_id=other_event.id)
     with pytest.raises(InvalidInput):
@@ -250,12 +276,12 @@ def test_the_dashboard_counts_states_checks_and_unreachable_children(app, fam):
     coconet.set_class_state(app, event, 3, "1", "protected", place="体育館", actor="teacher-a")
     coconet.record_pickup(app, event, fam.kids["ren"], guardian_id=fam.g["g2"].id, actor="teacher-a")
     coconet.set_states(app, event, [fam.kids["hana"]], "absent", actor="teacher-a")
-    view = coconet.guardian_view(fam.g["g1"].id)
+    view = view_of(app, fam.g["g1"].id)
     coconet.record_check(app, view, "open")
-    coconet.record_check(app, coconet.guardian_view(fam.g["g3"].id), "open")
-    coconet.record_check(app, coconet.guardian_view(fam.g["g3"].id), "reply", event_id=event.id, body="向かいます")
+    coconet.record_check(app, view_of(app, fam.g["g3"].id), "open")
+    coconet.record_check(app, view_of(app, fam.g["g3"].id), "reply", event_id=event.id, body="向かいます")
     coconet.record_check(app, view, "confirm", event_id=event.id)
-    coconet.record_check(app, coconet.guardian_view(fam.g["g5"].id), "open")    # another school's guardian
+    coconet.record_check(app, view_of(app, fam.g["g5"].id), "open")    # another school's guardian
     board = coconet.dashboard(event)
     assert board.by_state == {"protected": 2, "handed_over": 1, "evacuated": 0, "absent": 1, "unknown": 0}
     assert (board.guardians, board.checked, board.confirmed, board.not_checked) == (3, 2, 1, 1)

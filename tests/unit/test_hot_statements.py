@@ -35,11 +35,12 @@ def test_a_tap_and_a_coconet_opening_prepare_nothing_the_second_time(app, famili
                                send_notice=False, actor="test")
     coconet.post_notice(app, event, "正門で引き渡します。", actor="test")
     tokens = {guardian.id: families.link(app, guardian).removeprefix("/r/") for guardian in (families.taro, families.hanako)}
+    links = coconet.guardian_links(app, tokens)
 
     def guardian_requests(guardian):
         tap = message_page.tap(app, tokens[guardian.id])
         message_page.attachment_links(message_page.load(tap.message_id, tap.guardian_id))
-        coconet.guardian_view(guardian.id)
+        coconet.link_view(app, links[guardian.id].rsplit("/", 1)[1])
     for guardian in (families.taro, families.hanako):   # each statement's text prepared once (IN lists vary)
         guardian_requests(guardian)
     prepares.start()

@@ -26,12 +26,12 @@ from datetime import datetime
 from functools import partial
 from pathlib import Path
 
-from flask import current_app, g, make_response, redirect, request, url_for
+from flask import abort, current_app, g, make_response, redirect, request, url_for
 from markupsafe import Markup
 from werkzeug.http import generate_etag, quote_etag
 
-from appliance import coconet, tokens
-from appliance.errors import ApplianceError, NotFound
+from appliance import coconet
+from appliance.errors import ApplianceError
 from webui import capability
 from webui.access import PUBLIC, access
 from webui.group_commit import before_answer
@@ -74,8 +74,11 @@ def guardian_check(token: str):
 
 
 def _view(token: str) -> coconet.GuardianView:
-    grant = capability.resolve(token, "coconet")     # InvalidToken: one 404 for every reason
-    return coconet.guardian_view(grant.guardian_id)
+    view = coconet.link_view(g.appliance, token)
+    if view is None or capability.over_limit():
+        capability.resolve(token, "coconet")        # InvalidToken (counted against guessing) or 429
+        abort(404)                                  # a valid grant of a guardian who is gone
+    return view
 
 
 def _page(view: coconet.GuardianView, token: str, *, error: str, status: int):
@@ -95,11 +98,8 @@ def front_answer(flask_app, token: str, client: str) -> Ready | None:
     """What the front answers an opening with, without Flask: the page kept ready for its shape, the opening to
     commit first. None for anything else (an unknown, expired or limited link, a shape not kept yet): Flask."""
     appliance = flask_app.extensions["appliance"]
-    if capability.over_limit(client, flask_app):
-        return None
-    try:
-        view = coconet.guardian_view(tokens.resolve_token(appliance, token, "coconet").guardian_id)
-    except (tokens.InvalidToken, NotFound):
+    view = coconet.link_view(appliance, token)
+    if view is None or capability.over_limit(client, flask_app):
         return None
     body = ready_page(flask_app, view, token)
     if body is None:
