@@ -15,19 +15,22 @@ from appliance.ids import uuid7
 from appliance.models import Receipt
 
 # Plain SQL: this runs on every tap of a 40,000-guardian burst.
-_RECORD = ("INSERT INTO receipt (id, message_id, guardian_id, kind, site, at) SELECT {p}, {p}, {p}, 'read', {p}, {p}"
-           " WHERE NOT EXISTS (SELECT 1 FROM receipt WHERE message_id = {p} AND guardian_id = {p})")
+_RECORD = ("INSERT INTO {table} (id, message_id, guardian_id, kind, site, at) SELECT {p}, {p}, {p}, 'read', {p}, {p}"
+           " WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE message_id = {p} AND guardian_id = {p})")
 
 
-def insert_read(app, message_id: str, guardian_id: str) -> bool:
-    """Inside the caller's write transaction: record a read unless there is one; return whether it was the first.
+def read_rows(app, message_id: str, guardian_id: str) -> list[tuple]:
+    """The row of a guardian's read of a message, for :func:`insert_reads`."""
+    return [(uuid7(), message_id, guardian_id, app.site, Receipt.at.db_value(app.clock.now()), message_id, guardian_id)]
 
-    The web front commits the reports of many taps in one transaction (webui/group_commit.py).
+
+def insert_reads(rows: list[tuple]) -> None:
+    """Inside the caller's write transaction: record each read (rows of :func:`read_rows`) unless there is one.
+
+    The web front commits the reports of many taps in one transaction and one statement
+    (webui/group_commit.py).
     """
-    cursor = db.database.execute_sql(_RECORD.format(p=db.database.param),
-                                     (uuid7(), message_id, guardian_id, app.site, Receipt.at.db_value(app.clock.now()),
-                                      message_id, guardian_id))
-    return db.database.rows_affected(cursor) > 0
+    db.execute_many(Receipt, _RECORD, None, rows)
 
 
 def read_at(message_id: str, guardian_id: str):

@@ -11,6 +11,10 @@ itself: it goes on answering, and what it takes in makes the next transaction bi
 A fact is still committed before its page is answered, so a guardian who saw "read"
 acknowledged has a report that is kept (appliance/receipts.py).
 
+A write is a function that inserts rows inside the caller's transaction, with its rows:
+the writer calls each function once with the rows of every request waiting, one prepared
+statement for all (a tap's read report alone cost the writer 50% more).
+
 A Flask view writes such a fact through :func:`before_answer`: with the front's other
 writes when the front runs the request in its loop, at once otherwise (tests, threads).
 """
@@ -24,29 +28,31 @@ from flask import request
 
 from appliance import db
 
-# The environ key under which the front collects a request's writes (a list of callables).
+# The environ key under which the front collects a request's writes (a list of Write).
 WRITES = "renraku.writes_before_answer"
+Insert = Callable[[list[tuple]], object]     # inserts rows inside the caller's write transaction
+Write = tuple[Insert, list[tuple]]
 
 
-def before_answer(write: Callable[[], object]) -> None:
-    """Have ``write`` (statements without a transaction of their own) committed before the answer goes out."""
+def before_answer(insert: Insert, rows: list[tuple]) -> None:
+    """Have ``insert(rows)`` committed before the answer goes out."""
     later = request.environ.get(WRITES)
     if later is None:
         with db.write():
-            write()
+            insert(rows)
     else:
-        later.append(write)
+        later.append((insert, rows))
 
 
 class GroupCommit:
     """One writer thread per worker, committing the writes that wait, all together."""
 
     def __init__(self):
-        self._waiting: list[tuple[Callable[[], object], asyncio.Future]] = []
+        self._waiting: list[tuple[Write, asyncio.Future]] = []
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="group-commit")
         self._committing: asyncio.Task | None = None
 
-    async def commit(self, writes: list[Callable[[], object]]) -> None:
+    async def commit(self, writes: list[Write]) -> None:
         """Run the writes in the next transaction; return once it is committed (or raise its error)."""
         loop = asyncio.get_running_loop()
         done = [loop.create_future() for _ in writes]
@@ -82,7 +88,10 @@ class GroupCommit:
         self._writer.shutdown(wait=True)
 
 
-def _run(writes: list[Callable[[], object]]) -> None:
+def _run(writes: list[Write]) -> None:
+    rows_of: dict[Insert, list[tuple]] = {}
+    for insert, rows in writes:
+        rows_of.setdefault(insert, []).extend(rows)
     with db.write():
-        for write in writes:
-            write()
+        for insert, rows in rows_of.items():
+            insert(rows)

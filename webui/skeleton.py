@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 
 from markupsafe import escape
 
+from webui.group_commit import Write
+
 
 @dataclass(frozen=True)
 class Ready:
@@ -34,7 +36,7 @@ class Ready:
 
     body: bytes
     locale: str
-    writes: list[Callable[[], object]] = field(default_factory=list)
+    writes: list[Write] = field(default_factory=list)
     inline_style: str = ""
     etag: str = ""          # quoted, as Flask's add_etag sets it ("": none)
 

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from appliance import coconet, message_page, portal, ratelimit, surveys
+from appliance import coconet, message_page, portal, ratelimit, receipts, surveys
 from appliance.guardians import add_guardian
 from appliance.models import CoconetCheck, Guardian, GuardianLink, Receipt, SurveyAnswer
 from tests.conftest import add_students
@@ -164,12 +164,14 @@ def test_a_guardian_tapping_several_times_at_once_is_one_read_report(front, flas
 
 
 def test_many_guardians_tapping_at_once_are_all_recorded_in_one_transaction(app, front, flask_paths, families, ready,
-                                                                             batches):
+                                                                             batches, monkeypatch):
     taro, hanako = ready
     others = more_guardians(app, families, 20)
+    inserts, insert_reads = [], receipts.insert_reads
+    monkeypatch.setattr(receipts, "insert_reads", lambda rows: inserts.append(len(rows)) or insert_reads(rows))
     answers = together(front, [hanako] + [families.link(app, guardian) for guardian in others])
     assert [answer.status for answer in answers] == [200] * 21 and flask_paths == [taro]
-    assert batches == [21]
+    assert batches == [21] and inserts == [21]          # one transaction, one statement's rows
     assert all(receipts_of(families, guardian) == 1 for guardian in [families.taro, families.hanako, *others])
     assert Receipt.select().count() == 22
 

@@ -67,16 +67,19 @@ def test_only_recipients_answer_and_each_sees_only_their_own(app, families):
 
 # --- read reports --------------------------------------------------------------------------------
 
-def read(app, message, guardian) -> bool:
+def read(app, message, guardian) -> None:
     with db.write():
-        return receipts.insert_read(app, message.id, guardian.id)
+        receipts.insert_reads(receipts.read_rows(app, message.id, guardian.id))
 
 
 def test_a_read_report_is_recorded_once_however_often_the_link_is_tapped(app, clock, families):
-    assert read(app, families.message, families.taro) is True
+    read(app, families.message, families.taro)
     first = clock.now()
     clock.advance(minutes=5)
-    assert read(app, families.message, families.taro) is False
+    read(app, families.message, families.taro)
+    with db.write():        # taps of the same guardian committed together
+        receipts.insert_reads([*receipts.read_rows(app, families.message.id, families.taro.id),
+                               *receipts.read_rows(app, families.message.id, families.taro.id)])
     assert Receipt.select().count() == 1 and receipts.read_at(families.message.id, families.taro.id) == first
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
-from functools import partial
 from pathlib import Path
 
 from flask import abort, current_app, g, make_response, redirect, request, url_for
@@ -50,7 +49,7 @@ def guardian_show(token: str):
     """The page a guardian's link opens; each opening is recorded (a HEAD, a link checker, records nothing)."""
     view = _view(token)
     if request.method == "GET" and (rows := coconet.check_rows(g.appliance, view, "open")):
-        before_answer(partial(coconet.insert_checks, rows))
+        before_answer(coconet.insert_checks, rows)
     body = ready_page(current_app, view, token) or _keep_ready(view, token)
     response = capability.private_headers(make_response(body), view.locale, inline_style=INLINE_CSS)
     response.set_etag(generate_etag(body))
@@ -105,7 +104,7 @@ def front_answer(flask_app, token: str, client: str) -> Ready | None:
     if body is None:
         return None
     rows = coconet.check_rows(appliance, view, "open")
-    return Ready(body, view.locale, [partial(coconet.insert_checks, rows)] if rows else [], INLINE_CSS,
+    return Ready(body, view.locale, [(coconet.insert_checks, rows)] if rows else [], INLINE_CSS,
                  quote_etag(generate_etag(body)))
 
 

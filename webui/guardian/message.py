@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from functools import partial
 
 from flask import abort, current_app, g, make_response, redirect, request, url_for
 
@@ -87,8 +86,8 @@ def front_answer(flask_app, token: str, client: str) -> Ready | None:
     body = ready_page(flask_app, tap, token)
     if body is None:
         return None
-    return Ready(body, tap.locale, [] if tap.read else [partial(receipts.insert_read, appliance, tap.message_id,
-                                                                tap.guardian_id)])
+    return Ready(body, tap.locale, [] if tap.read else [(receipts.insert_reads, receipts.read_rows(
+        appliance, tap.message_id, tap.guardian_id))])
 
 
 def ready_page(flask_app, tap: message_page.Tap, token: str) -> bytes | None:
@@ -121,7 +120,7 @@ def message_show(token: str):
         capability.resolve(token, "read")       # InvalidToken (counted against guessing) or 429
         abort(404)                              # a valid grant of no notice
     if not tap.read and request.method == "GET":     # a HEAD (a link checker) reads nothing
-        before_answer(partial(receipts.insert_read, g.appliance, tap.message_id, tap.guardian_id))
+        before_answer(receipts.insert_reads, receipts.read_rows(g.appliance, tap.message_id, tap.guardian_id))
     notice = {"answers": "answers", "reply": "reply"}.get(request.args.get("saved", ""), "")
     if tap.personal or notice:
         return _page(token, _page_of(tap.message_id, tap.guardian_id), notice=notice)
