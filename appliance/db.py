@@ -158,13 +158,6 @@ def insert_rows(model, fields: list, rows: list[tuple], *, converted: bool = Fal
 
 
 @contextmanager
-def snapshot():
-    """Run the block's reads in one read transaction: they all see the database as of one moment."""
-    with database.atomic():
-        yield
-
-
-@contextmanager
 def write():
     """Run the block in one IMMEDIATE write transaction (a savepoint when nested)."""
     with database.atomic("IMMEDIATE") as txn:

@@ -245,6 +245,15 @@ def test_the_guardian_page_shows_only_the_newest_notices(app, fam, clock):
     assert len(shown.notices) == coconet.NOTICES_SHOWN and shown.older_notices == 3
 
 
+def test_a_notice_posted_after_the_notices_were_kept_is_shown_at_the_next_opening(app, fam, clock):
+    event = open_(app, fam.school, send_notice=False, body="")
+    coconet.post_notice(app, event, "第1報", actor="admin-a")
+    assert [n.body for n in view_of(app, fam.g["g1"].id).events[0].notices] == ["第1報"]
+    clock.advance(minutes=1)
+    coconet.post_notice(app, event, "第2報", actor="admin-a")
+    assert [n.body for n in view_of(app, fam.g["g2"].id).events[0].notices] == ["第2報", "第1報"]
+
+
 def test_opening_confirming_and_replying_are_recorded_as_facts(app, fam, clock):
     event = open_(app, fam.school)
     view = view_of(app, fam.g["g2"].id)
