@@ -218,8 +218,8 @@ class Pickup(NamedTuple):
     collected_at: datetime
 
 
-# Plain SQL (db.fetch): the guardian's page reads these on every opening of a burst.
-# Every state row of the children, oldest first, in the index's order (event, student, time):
+# Plain SQL (db.fetch): the dashboard and the roll call read these on every refresh; a guardian's page reads
+# pickups of children handed over. Every state row of the children, oldest first, in the index's order (event, student, time):
 # a child has a handful, and the last one read is the newest (cheaper than a window function).
 _CURRENT_STATES = ("SELECT student_id, state, place, note, actor, at FROM coconet_state"
                    " WHERE event_id = {{p}}{only} ORDER BY student_id, at, id")
@@ -341,7 +341,7 @@ def guardian_links(app, guardian_ids: Iterable[str]) -> dict[str, str]:
 # statement reads what a link shows: the guardian, each approved enrolled child with its school's open event
 # (one at most: coconet_event_open), the child's newest state, the guardian's newest confirmation and reply in
 # that event, and how many notices the event has and its newest one's id; the notices' text is kept per
-# worker under those two (facts are only added, so they name the list). One row per child; a guardian
+# worker with those two (facts are only added, so they name the list). One row per child; a guardian
 # without children has one row, its child and event NULL. One statement is one read transaction: no
 # BEGIN and COMMIT around it (through peewee they cost an opening ~10% during a burst).
 _LINK_VIEW = (
@@ -361,13 +361,13 @@ _LINK_VIEW = (
     " LEFT JOIN coconet_state st ON st.id = (SELECT x.id FROM coconet_state x WHERE x.event_id = e.id"
     "  AND x.student_id = s.id ORDER BY x.at DESC, x.id DESC LIMIT 1)"
     " WHERE t.token_hash = {p} AND t.scope = 'coconet' AND t.expires_at > {p}"
-    " ORDER BY e.opened_at DESC, s.grade DESC, s.class_name, s.number")
+    " ORDER BY e.opened_at DESC, e.id, s.grade DESC, s.class_name, s.number")
 # The newest notices with the count and newest id they were read with (a notice may come in meanwhile).
 _NOTICES = ("SELECT body, at, (SELECT count(*) FROM coconet_notice WHERE event_id = {p}),"
             " (SELECT max(id) FROM coconet_notice WHERE event_id = {p}) FROM coconet_notice WHERE event_id = {p}"
             f" ORDER BY at DESC, id DESC LIMIT {NOTICES_SHOWN}")    # a literal: a bound LIMIT is planned anew
-_notices_kept: OrderedDict[tuple, tuple[list[NoticeView], int]] = OrderedDict()
-NOTICE_LISTS_KEPT = 256
+NOTICE_LISTS_KEPT = 256        # events whose notices a worker keeps, the least recently shown going first
+_notices_kept: OrderedDict[str, tuple[int, str | None, tuple[NoticeView, ...]]] = OrderedDict()
 
 
 def link_view(app, token: str) -> GuardianView | None:
@@ -386,14 +386,14 @@ def _link_view(rows: list[tuple]) -> GuardianView:
     view = GuardianView(guardian_id, name, locale)
     events: dict[str, EventView] = {}
     handed_over: dict[str, list[tuple[int, str]]] = defaultdict(list)      # event -> (child's place, student)
-    for (*_, student_id, child, grade, class_name, event_id, title, opened_at, school_name,
-         state, place, note, actor, state_at, confirmed_at, reply, notices, newest) in rows:
+    for (_, _, _, student_id, child, grade, class_name, event_id, title, opened_at, school_name,
+         state, place, note, actor, state_at, confirmed_at, reply, notice_count, newest) in rows:
         if event_id is None:        # not a child of the guardian's, or no open event at the child's school
             continue
         if event_id not in events:
-            shown_notices, count = _event_notices(event_id, notices, newest)
+            count, shown_notices = _event_notices(event_id, notice_count, newest)
             events[event_id] = EventView(
-                event_id, title, _utc(opened_at), school_name, [], shown_notices, max(count - NOTICES_SHOWN, 0),
+                event_id, title, _utc(opened_at), school_name, [], list(shown_notices), max(count - NOTICES_SHOWN, 0),
                 _utc(confirmed_at) if confirmed_at else None, reply or "")
             view.events.append(events[event_id])
         shown = events[event_id].children
@@ -409,16 +409,19 @@ def _link_view(rows: list[tuple]) -> GuardianView:
     return view
 
 
-def _event_notices(event_id: str, count: int, newest: str | None) -> tuple[list[NoticeView], int]:
-    """The event's newest notices and how many it has, kept per worker under that count and the newest id."""
-    kept = _notices_kept.get((event_id, count, newest))
-    if kept is None:
+def _event_notices(event_id: str, count: int, newest: str | None) -> tuple[int, tuple[NoticeView, ...]]:
+    """How many notices the event has and the newest of them, kept per worker while the count and newest id
+    the link's statement read are those they were read with (else read again: one may have come in)."""
+    kept = _notices_kept.get(event_id)
+    if kept is None or kept[:2] != (count, newest):
         rows = db.fetch(_NOTICES, (event_id, event_id, event_id)) if count else []
-        kept = [NoticeView(body, _utc(at)) for body, at, *_ in rows], rows[0][2] if rows else 0
-        _notices_kept[event_id, kept[1], rows[0][3] if rows else None] = kept    # as read: maybe newer
+        kept = ((rows[0][2], rows[0][3]) if rows else (0, None)) + (
+            tuple(NoticeView(body, _utc(at)) for body, at, _, _ in rows),)
+        _notices_kept[event_id] = kept
         while len(_notices_kept) > NOTICE_LISTS_KEPT:
             _notices_kept.popitem(last=False)
-    return kept
+    _notices_kept.move_to_end(event_id)
+    return kept[0], kept[2]
 
 
 def record_check(app, view: GuardianView, kind: str, *, event_id: str | None = None, body: str = "") -> int:
@@ -455,7 +458,7 @@ def insert_checks(rows: list[tuple]) -> None:
 
 # --- the school's dashboard -------------------------------------------------------------------
 
-class Child(NamedTuple):
+class BoardChild(NamedTuple):
     """A child as the dashboard, the print view and the CSV list them: only the columns shown."""
 
     id: str
@@ -466,6 +469,7 @@ class Child(NamedTuple):
 
     @property
     def seat(self) -> str:
+        """The child's place as staff say it: grade-class-number."""
         return seat_of(self.grade, self.class_name, self.number)
 
 
@@ -473,7 +477,7 @@ class Child(NamedTuple):
 class ChildRow:
     """One child on the dashboard, the print view and the CSV (never a contact point)."""
 
-    student: Child
+    student: BoardChild
     state: ChildState | None
     pickup: Pickup | None
     guardians: int          # approved guardians
@@ -522,7 +526,7 @@ _EVENT_CHECKS = "SELECT DISTINCT guardian_id, kind FROM coconet_check WHERE even
 
 def dashboard(event: CoconetEvent) -> Dashboard:
     """Return children by state, who has checked, and who cannot be reached, for one event."""
-    students = [Child(*row) for row in db.fetch(_SCHOOL_CHILDREN, (event.school_id,))]
+    students = [BoardChild(*row) for row in db.fetch(_SCHOOL_CHILDREN, (event.school_id,))]
     states, pickups = current_states(event.id), latest_pickups(event.id)
     links = defaultdict(set)
     for student_id, guardian_id in db.fetch(_SCHOOL_LINKS, (event.school_id,)):

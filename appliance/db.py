@@ -119,9 +119,9 @@ def plain_rows(query) -> list[tuple]:
 def fetch(template: str, params: Iterable = ()) -> list[tuple]:
     """Run a read statement written in plain SQL; return its rows as the driver gives them.
 
-    For the guardians' pages, which run on every tap of a burst: peewee builds a statement's
-    SQL anew on each call (~0.4 ms for a simple SELECT, the statement itself ~10 us), and
-    its execute_sql adds ~20 us of its own.
+    For the guardians' pages, which run on every tap of a burst, and the pages staff keep
+    refreshing: peewee builds a statement's SQL anew on each call (~0.4 ms for a simple
+    SELECT, the statement itself ~10 us), and its execute_sql adds ~20 us of its own.
     ``{p}`` in the template becomes the driver's placeholder with a unary plus (``+?``);
     :func:`placeholders` spreads a list. For a bare parameter SQLite may look at the value
     when it plans, and then prepares the statement again at every call, whatever is bound
@@ -133,13 +133,13 @@ def fetch(template: str, params: Iterable = ()) -> list[tuple]:
     bound values elsewhere: a class's children became a table scan.)
     """
     cursor = database.cursor()        # not execute_sql: its bookkeeping cost a tap more than the statement
-    cursor.execute(_statement(template), tuple(params))
+    cursor.execute(_statement(template, database.param), tuple(params))
     return cursor.fetchall()
 
 
 @functools.lru_cache(maxsize=1024)      # templates are constants, or carry an IN list's length
-def _statement(template: str) -> str:
-    return template.format(p="+" + database.param)
+def _statement(template: str, param: str) -> str:
+    return template.format(p="+" + param)
 
 
 def placeholders(count: int) -> str:

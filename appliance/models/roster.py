@@ -27,6 +27,7 @@ class Student(BaseModel):
 
     @property
     def seat(self) -> str:
+        """The student's place as staff say it: grade-class-number."""
         return seat_of(self.grade, self.class_name, self.number)
 
 

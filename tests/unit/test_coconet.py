@@ -229,6 +229,26 @@ def test_children_in_two_schools_show_under_each_schools_open_event_newest_first
                                                                                      (first.id, ["aoi"])]
 
 
+def test_a_child_who_left_and_a_guardian_without_children_show_no_event(app, fam):
+    open_(app, fam.school)
+    with db.write():
+        Student.update(status="transferred_out").where(Student.id == fam.kids["ren"].id).execute()
+    alone = guardians.add_guardian(app, "保護者7", student_ids=[], emails=["seven.rk0000007@example.jp"], approved=True)
+    assert view_of(app, fam.g["g2"].id).events == [] and view_of(app, alone.id).guardian_name == "保護者7"
+    assert view_of(app, alone.id).events == []
+
+
+def test_only_a_live_coconet_link_gives_a_view(app, fam, clock):
+    open_(app, fam.school)
+    token = coconet.guardian_link(app, fam.g["g1"].id).rsplit("/", 1)[1]
+    other_scope = tokens.issue_tokens(app, "unsubscribe", [(fam.g["g1"].id, None)])[fam.g["g1"].id, None]
+    assert coconet.link_view(app, token).guardian_id == fam.g["g1"].id
+    for wrong in (other_scope, token[:-2], "あ" * 10, "x" * 1000, ""):
+        assert coconet.link_view(app, wrong) is None
+    clock.advance(days=401)                                            # a link lasts 400 days
+    assert coconet.link_view(app, token) is None
+
+
 def test_without_an_open_event_the_guardian_sees_no_child(app, fam):
     event = open_(app, fam.school, send_notice=False)
     coconet.close_event(app, event, actor="admin-a")

@@ -7,6 +7,7 @@ import apsw
 import pytest
 
 from appliance import coconet, db, message_page
+from appliance.models import GuardianLink
 
 
 @pytest.fixture
@@ -34,8 +35,10 @@ def test_a_tap_and_a_coconet_opening_prepare_nothing_the_second_time(app, famili
     event = coconet.open_event(app, families.school, kind="earthquake", title="地震", body="体育館で待機しています。",
                                send_notice=False, actor="test")
     coconet.post_notice(app, event, "正門で引き渡します。", actor="test")
+    [jiro] = GuardianLink.select().where(GuardianLink.guardian == families.hanako.id)
+    coconet.record_pickup(app, event, jiro.student, guardian_id=families.hanako.id, actor="test")   # its pickup read
     tokens = {guardian.id: families.link(app, guardian).removeprefix("/r/") for guardian in (families.taro, families.hanako)}
-    links = coconet.guardian_links(app, tokens)
+    links = coconet.guardian_links(app, [families.taro.id, families.hanako.id])
 
     def guardian_requests(guardian):
         tap = message_page.tap(app, tokens[guardian.id])
@@ -43,6 +46,7 @@ def test_a_tap_and_a_coconet_opening_prepare_nothing_the_second_time(app, famili
         coconet.link_view(app, links[guardian.id].rsplit("/", 1)[1])
     for guardian in (families.taro, families.hanako):   # each statement's text prepared once (IN lists vary)
         guardian_requests(guardian)
+    coconet.post_notice(app, event, "17時から引き渡します。", actor="test")      # the notices are read again
     prepares.start()
     for guardian in (families.taro, families.hanako):
         guardian_requests(guardian)
