@@ -33,21 +33,22 @@ from a2wsgi import WSGIMiddleware
 from a2wsgi.wsgi import build_environ
 from uvicorn_worker import UvicornWorker
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import is_entity_header, parse_etags, quote_etag
 
 from appliance import tokens
 from webui import SECURITY_HEADERS, access_log, capability, create_app
-from webui.coconet import guardian as coconet_page
+from webui.coconet import guardian as coconet_views
 from webui.group_commit import WRITES, GroupCommit
-from webui.guardian import message as message_page
+from webui.guardian import message as message_views
 from webui.long_pages import off_loop_endpoints
 from webui.skeleton import Ready
 
 FLASK_THREADS = 8       # requests with a body Flask answers at once per worker
-# The guardians' links the front answers, by the path's first part: what answers one (or None: Flask does).
-_ANSWERS = {tokens.PATHS["read"]: message_page.front_answer, tokens.PATHS["coconet"]: coconet_page.front_answer}
+# The guardians' links the front answers, by the path's first part: each returns a Ready, or None for Flask.
+_ANSWERS = {tokens.PATHS["read"]: message_views.front_answer, tokens.PATHS["coconet"]: coconet_views.front_answer}
 _LINK = re.compile(rf"/({'|'.join(map(re.escape, _ANSWERS))})/([^/]+)\Z")
-# A request with one of these is for Flask's conditional answer (304, 412, 206).
-_CONDITIONS = frozenset((b"if-none-match", b"if-match", b"if-modified-since", b"if-unmodified-since", b"range"))
+# Conditional and range requests Flask answers; If-None-Match (a phone revalidating its copy) the front does.
+_FLASKS_CONDITIONS = frozenset((b"if-match", b"if-modified-since", b"if-unmodified-since", b"if-range", b"range"))
 _log = logging.getLogger("renraku.access")
 _failures = logging.getLogger(__name__)
 
@@ -62,7 +63,6 @@ class Front:
 
     def __init__(self, flask_app):
         self.flask_app = flask_app
-        self.appliance = flask_app.extensions["appliance"]
         self.flask = WSGIMiddleware(flask_app, workers=FLASK_THREADS)
         self.commits = GroupCommit()
         # Which view a path is, to find the long ones (the name is not matched: the map has no host rules).
@@ -78,8 +78,14 @@ class Front:
                 if scope["method"] not in ("GET", "HEAD"):
                     await self.flask(scope, receive, sent)
                 elif (ready := await self._ready(scope)) is not None:
-                    await sent({"type": "http.response.start", "status": 200, "headers": self._headers_of(ready)})
-                    await sent({"type": "http.response.body", "body": ready.body})
+                    headers = self._headers_of(ready)
+                    if _unchanged(ready, scope):     # as Flask's make_conditional: 304 without entity headers
+                        headers = [(name, value) for name, value in headers if not is_entity_header(name.decode())]
+                        await sent({"type": "http.response.start", "status": 304, "headers": headers})
+                        await sent({"type": "http.response.body", "body": b""})
+                    else:
+                        await sent({"type": "http.response.start", "status": 200, "headers": headers})
+                        await sent({"type": "http.response.body", "body": ready.body})
                 elif self._runs_off_loop(scope):
                     await self.flask(scope, receive, sent)
                 else:
@@ -93,7 +99,7 @@ class Front:
         Whatever goes wrong here goes to Flask too, which answers failures in the guardian's language.
         """
         found = _LINK.match(scope["path"]) if scope["method"] == "GET" and not scope["query_string"] else None
-        if found is None or any(name in _CONDITIONS for name, _ in scope["headers"]):
+        if found is None or any(name in _FLASKS_CONDITIONS for name, _ in scope["headers"]):
             return None
         try:
             ready = _ANSWERS[found[1]](self.flask_app, found[2], access_log.client_address(scope))
@@ -114,13 +120,14 @@ class Front:
 
     def _headers_of(self, ready: Ready) -> list[tuple[bytes, bytes]]:
         """The headers Flask gives the same page: the app's, then a private page's (kept per language and
-        style), then the page's own."""
+        style), then the page's own. Not Flask's Vary: Cookie (it looks for a staff session on every request,
+        and a staff member's browser gets no-store); uvicorn dates every answer."""
         kind = ready.locale, ready.inline_style
         if kind not in self._headers:
             named = {"Content-Type": "text/html; charset=utf-8", **SECURITY_HEADERS,
                      **capability.private_header_items(ready.locale, inline_style=ready.inline_style)}
             self._headers[kind] = [(name.lower().encode(), value.encode()) for name, value in named.items()]
-        own = [(b"etag", ready.etag.encode())] if ready.etag else []
+        own = [(b"etag", quote_etag(ready.etag).encode())] if ready.etag else []
         return [*self._headers[kind], *own, (b"content-length", str(len(ready.body)).encode())]
 
     def _log(self, line: str) -> None:
@@ -132,6 +139,12 @@ class Front:
     def _write_log(self) -> None:
         lines, self._lines = self._lines, []
         _log.info("\n".join(lines))
+
+
+def _unchanged(ready: Ready, scope) -> bool:
+    """Whether the request's If-None-Match names the page's ETag (weakly, as werkzeug compares for a GET)."""
+    tags = b", ".join(value for name, value in scope["headers"] if name == b"if-none-match")
+    return bool(ready.etag and tags) and parse_etags(tags.decode("latin-1")).contains_weak(ready.etag)
 
 
 async def flask_in_loop(flask_app, scope, send, commits: GroupCommit | None = None) -> None:
@@ -154,8 +167,10 @@ def _run_flask(flask_app, scope, extra: dict) -> tuple[int, list, bytes]:
     started = {}
 
     def start_response(status, headers, exc_info=None):
+        # Not Flask's Date (make_conditional sets one): uvicorn dates every answer, and two confuse caches.
         started.update(status=int(status.split(" ", 1)[0]),
-                       headers=[(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers])
+                       headers=[(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers
+                                if name.lower() != "date"])
     answer = flask_app(environ, start_response)
     try:
         body = b"".join(answer)

@@ -9,6 +9,7 @@ from jinja2 import pass_eval_context
 from markupsafe import Markup
 
 from appliance.clock import TOKYO, to_tokyo
+from webui.skeleton import Slot
 
 LOCALES = ("ja", "en")
 LOCALE_NAMES = {"ja": "日本語", "en": "English"}
@@ -31,12 +32,12 @@ def browser_locale() -> str:
 TIME_FORMATS = {"medium": "%Y/%m/%d %H:%M", "seconds": "%Y/%m/%d %H:%M:%S"}
 
 
-def tokyo_time(moment: datetime | str | None, style: str = "medium") -> str:
-    """Format a stored UTC time as Tokyo local time (``style``: a key of TIME_FORMATS); text is a page kept
-    ready's marker for a time (webui/skeleton.py), shown as it is."""
+def tokyo_time(moment: datetime | Slot | None, style: str = "medium") -> str:
+    """Format a stored UTC time as Tokyo local time (``style``: a key of TIME_FORMATS); a page kept ready's
+    marker for a time (webui/skeleton.py) is shown as it is."""
     if moment is None:
         return ""
-    if isinstance(moment, str):
+    if isinstance(moment, Slot):
         return moment
     return to_tokyo(moment).strftime(TIME_FORMATS[style])
 

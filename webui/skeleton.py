@@ -23,9 +23,12 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 
+from typing import TYPE_CHECKING
+
 from markupsafe import escape
 
-from webui.group_commit import Write
+if TYPE_CHECKING:
+    from webui.group_commit import Write
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,11 @@ class Ready:
     locale: str
     writes: list[Write] = field(default_factory=list)
     inline_style: str = ""
-    etag: str = ""          # quoted, as Flask's add_etag sets it ("": none)
+    etag: str = ""          # unquoted, as generate_etag makes it ("": none)
+
+
+class Slot(str):
+    """A marker standing for a personal value in a page being kept (a time, too: i18n.tokyo_time shows it as it is)."""
 
 
 class Skeleton:
@@ -51,7 +58,7 @@ class Skeleton:
     def render(cls, render: Callable[[dict[str, str]], str], names: Iterable[str]) -> Skeleton:
         """Render a page (``render`` gets a marker per value name) and cut it at the markers."""
         nonce = secrets.token_hex(8)
-        markers = {f"slot{nonce}{index}x": name for index, name in enumerate(names)}
+        markers = {Slot(f"slot{nonce}{index}x"): name for index, name in enumerate(names)}
         text = render({name: marker for marker, name in markers.items()})
         pieces = re.split("(" + "|".join(markers) + ")", text)
         return cls([piece.encode() for piece in pieces[::2]], [markers[marker] for marker in pieces[1::2]])
@@ -66,15 +73,22 @@ class Skeleton:
 
 
 class Skeletons:
-    """The skeletons a worker keeps, by key (the oldest go past `size`); shared by its threads."""
+    """The skeletons a worker keeps, by key (the least recently used go past `size`); shared by its threads.
 
-    def __init__(self, size: int = 256):
+    A CoCo-net event makes a shape per combination of a family's children's states, notes and checks.
+    """
+
+    def __init__(self, size: int = 1024):
         self._kept: OrderedDict[Hashable, Skeleton] = OrderedDict()
         self._size = size
         self._lock = threading.Lock()
 
     def get(self, key: Hashable) -> Skeleton | None:
-        return self._kept.get(key)
+        with self._lock:
+            skeleton = self._kept.get(key)
+            if skeleton is not None:
+                self._kept.move_to_end(key)
+            return skeleton
 
     def put(self, key: Hashable, skeleton: Skeleton) -> None:
         with self._lock:

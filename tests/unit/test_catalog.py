@@ -39,6 +39,8 @@ def test_macros_that_translate_are_imported_with_the_pages_catalog():
     # Without context a macro's strings go through Flask-Babel's own lookup, ~30 us a string (webui/i18n.py).
     templates = WEBUI / "templates"
     imports = [(page.name, found) for page in templates.rglob("*.html")
-               for found in re.finditer(r'{% from "([^"]+)" import [^%]*%}', page.read_text(encoding="utf-8"))]
-    translating = [(name, found[0]) for name, found in imports if "_(" in (templates / found[1]).read_text("utf-8")]
+               for found in re.finditer(r'{%-?\s*from\s+["\']([^"\']+)["\']\s+import[^%]*%}',
+                                        page.read_text(encoding="utf-8"))]
+    translating = [(name, found[0]) for name, found in imports
+                   if re.search(r"\b(_|gettext|ngettext)\(", (templates / found[1]).read_text("utf-8"))]
     assert translating and [pair for pair in translating if "with context" not in pair[1]] == []

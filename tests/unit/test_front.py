@@ -11,9 +11,12 @@ import pytest
 
 from appliance import coconet, message_page, portal, ratelimit, receipts, surveys
 from appliance.guardians import add_guardian
+from appliance.schools import add_school
 from appliance.models import CoconetCheck, Guardian, GuardianLink, Receipt, SurveyAnswer
 from tests.conftest import add_students
 from tests.unit.guardian_fixtures import form_token
+from webui.capability import form_token as link_form_token
+from webui.coconet import guardian as coconet_views
 from webui import group_commit
 from webui.front import Front
 from webui.guardian.message import ready_page
@@ -350,6 +353,32 @@ def test_pages_of_one_shape_are_kept_ready_per_language(app, front, flask_paths,
     assert "確認しました" in pages[2].body.decode()
 
 
+def test_a_page_filled_from_its_shape_is_the_page_rendered_for_the_guardian(app, web, families, event):
+    # Every value the page shows is in its shape or one of its slots (webui/coconet/guardian.py).
+    school = add_school(app, "s2", "<第二>小学校")
+    flood = coconet.open_event(app, school, kind="flood", title='大雨 "&\'', body="", send_notice=False, actor="test")
+    kids = add_students(app, families.school, [(2, "1", 8, '<b>石川</b> "一"'), (2, "1", 9, "石川 & 二"),
+                                               (4, "2", 1, "石川 三")])
+    [far] = add_students(app, school, [(5, "3", 2, "石川 '四'")])
+    guardian = add_guardian(app, "<i>石川</i> 由佳", student_ids=[kid.id for kid in [*kids, far]],
+                            emails=["ishikawa@example.jp"], approved=True)
+    coconet.set_states(app, event, kids[:1], "protected", place="<体育館>", note='"&\'', actor="test")
+    coconet.record_pickup(app, event, kids[1], adult_name="<祖母> & 叔父", actor="test")
+    coconet.set_states(app, flood, [far], "evacuated", place="公園 & 駅", actor="test")
+    coconet.post_notice(app, event, "<b>\"正門\"</b> & 'どうぞ'", actor="test")
+    token = token_of(coconet_path(app, guardian))
+    coconet.record_check(app, coconet.link_view(app, token), "confirm", event_id=event.id)
+    coconet.record_check(app, coconet.link_view(app, token), "reply", event_id=flood.id, body="<17時> & 迎え")
+    for locale in ("ja", "en"):
+        portal.set_preferences(app, guardian.id, locale=locale, quiet_from=None, quiet_until=None)
+        view = coconet.link_view(app, token)
+        with web.test_request_context():
+            rendered = coconet_views._html(view, token, link_form_token(coconet_views.FORM_PURPOSE, token)).encode()
+            assert coconet_views.ready_page(web, view, token) is None
+            assert coconet_views._keep_ready(view, token) == rendered == coconet_views.ready_page(web, view, token)
+        assert sorted(len(ev.children) for ev in view.events) == [1, 3] and b"&lt;b&gt;" in rendered
+
+
 def test_a_new_state_or_notice_is_never_shown_from_an_older_page(app, front, flask_paths, families, event):
     hanako = coconet_path(app, families.hanako)
     request(front, hanako)
@@ -362,14 +391,22 @@ def test_a_new_state_or_notice_is_never_shown_from_an_older_page(app, front, fla
     assert request(front, hanako).body.decode() == page and flask_paths == [hanako, hanako]
 
 
-def test_a_revalidation_is_flasks_304_and_a_head_records_no_opening(app, front, flask_paths, families, event):
+def test_a_revalidation_is_the_304_flask_gives_and_a_head_records_no_opening(app, web, front, flask_paths,
+                                                                             families, event):
     hanako = coconet_path(app, families.hanako)
     page = request(front, hanako)
-    again = request(front, hanako, headers=[(b"if-none-match", page.headers["etag"].encode())])
-    assert again.status == 304 and again.body == b"" and flask_paths == [hanako, hanako]
+    again = request(front, hanako, headers=[(b"if-none-match", f'W/"x", {page.headers["etag"]}'.encode())])
+    assert again.status == 304 and again.body == b"" and flask_paths == [hanako]
+    by_flask = web.test_client().get(hanako, headers={"If-None-Match": page.headers["etag"]})
+    assert by_flask.status_code == 304
+    assert again.headers == {name.lower(): value for name, value in by_flask.headers.items()
+                             if name not in ("Vary", "Date")}
+    assert request(front, hanako, headers=[(b"if-none-match", b'"other"')]).body == page.body
+    ranged = request(front, hanako, headers=[(b"range", b"bytes=0-9")])         # Flask answers it
+    assert ranged.status == 200 and flask_paths == [hanako] * 3 and "date" not in ranged.headers
     head = request(front, hanako, method="HEAD")
     assert head.status == 200 and head.body == b"" and head.headers["content-length"] == str(len(page.body))
-    assert openings() == 2                          # the page and its revalidation: the guardian looked twice
+    assert openings() == 5          # every GET: the guardian looked (and Flask's test client once)
 
 
 def test_a_failed_group_commit_of_an_opening_is_written_by_flask_itself(front, coconet_paths, monkeypatch):

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from flask import abort, current_app, g, make_response, redirect, request, url_for
 from markupsafe import Markup
-from werkzeug.http import generate_etag, quote_etag
+from werkzeug.http import generate_etag
 
 from appliance import coconet
 from appliance.errors import ApplianceError
@@ -87,8 +87,7 @@ def _page(view: coconet.GuardianView, token: str, *, error: str, status: int):
 
 def _html(view: coconet.GuardianView, token: str, form_token: str, *, error: str = "") -> str:
     return render_in(view.locale, "coconet/guardian.html", view=view, token=token, form_token=form_token,
-                     inline_css=Markup(INLINE_CSS), error=error, states=coconet.STATES,
-                     reply_limit=coconet.MAX_REPLY)
+                     inline_css=Markup(INLINE_CSS), error=error, reply_limit=coconet.MAX_REPLY)
 
 
 # --- the page kept ready (webui/skeleton.py) -----------------------------------------------------
@@ -104,8 +103,7 @@ def front_answer(flask_app, token: str, client: str) -> Ready | None:
     if body is None:
         return None
     rows = coconet.check_rows(appliance, view, "open")
-    return Ready(body, view.locale, [(coconet.insert_checks, rows)] if rows else [], INLINE_CSS,
-                 quote_etag(generate_etag(body)))
+    return Ready(body, view.locale, [(coconet.insert_checks, rows)] if rows else [], INLINE_CSS, generate_etag(body))
 
 
 def ready_page(flask_app, view: coconet.GuardianView, token: str) -> bytes | None:
@@ -131,7 +129,11 @@ def _fill(flask_app, skeleton: Skeleton, values: dict[str, str], token: str) -> 
 
 
 def _personal_values(view: coconet.GuardianView) -> tuple[str, dict[str, str]]:
-    """The page's shape (its key among the pages kept ready) and its personal values as shown, by slot."""
+    """The page's shape (its key among the pages kept ready) and its personal values as shown, by slot.
+
+    The shape is the repr of the view with its personal values taken out: every field the page may show is
+    either in it or a slot, so the view's dataclasses must keep every field in their repr.
+    """
     values = {}
 
     def take(slot: str, value) -> str:
