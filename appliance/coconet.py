@@ -18,7 +18,7 @@ import csv
 import io
 from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
@@ -282,8 +282,9 @@ def event_notices(event: CoconetEvent) -> list[CoconetNotice]:
 
 # --- the guardian's page ----------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class ChildView:
+# The guardian's page's values are tuples: the web UI keys the pages it keeps ready by such a view with the
+# guardian's own values taken out (webui/coconet/guardian.py), so every field counts in its equality.
+class ChildView(NamedTuple):
     """One of the guardian's children as the page shows it."""
 
     name: str
@@ -293,37 +294,34 @@ class ChildView:
     pickup: Pickup | None       # only while the child's state is "handed over"
 
 
-@dataclass(frozen=True)
-class NoticeView:
+class NoticeView(NamedTuple):
     """A notice from the school, as the guardian's page shows it."""
 
     body: str
     at: datetime
 
 
-@dataclass
-class EventView:
+class EventView(NamedTuple):
     """One open event of a school where the guardian has a child."""
 
     event_id: str
     title: str
     opened_at: datetime
     school_name: str
-    children: list[ChildView]
-    notices: list[NoticeView]
+    children: tuple[ChildView, ...]
+    notices: tuple[NoticeView, ...]
     older_notices: int
     confirmed_at: datetime | None
     reply: str                  # the guardian's newest reply, "" if none
 
 
-@dataclass
-class GuardianView:
+class GuardianView(NamedTuple):
     """What one guardian's link shows: only their own children, in their schools' open events."""
 
     guardian_id: str
     guardian_name: str
     locale: str
-    events: list[EventView] = field(default_factory=list)
+    events: tuple[EventView, ...] = ()
 
 
 def guardian_link(app, guardian_id: str) -> str:
@@ -383,8 +381,8 @@ def link_view(app, token: str) -> GuardianView | None:
 
 def _link_view(rows: list[tuple]) -> GuardianView:
     guardian_id, name, locale = rows[0][:3]
-    view = GuardianView(guardian_id, name, locale)
-    events: dict[str, EventView] = {}
+    events: dict[str, EventView] = {}           # in the statement's order, children still to come
+    children: dict[str, list[ChildView]] = defaultdict(list)
     handed_over: dict[str, list[tuple[int, str]]] = defaultdict(list)      # event -> (child's place, student)
     for (_, _, _, student_id, child, grade, class_name, event_id, title, opened_at, school_name,
          state, place, note, actor, state_at, confirmed_at, reply, notice_count, newest) in rows:
@@ -393,20 +391,18 @@ def _link_view(rows: list[tuple]) -> GuardianView:
         if event_id not in events:
             count, shown_notices = _event_notices(event_id, notice_count, newest)
             events[event_id] = EventView(
-                event_id, title, _utc(opened_at), school_name, [], list(shown_notices), max(count - NOTICES_SHOWN, 0),
+                event_id, title, _utc(opened_at), school_name, (), shown_notices, max(count - NOTICES_SHOWN, 0),
                 _utc(confirmed_at) if confirmed_at else None, reply or "")
-            view.events.append(events[event_id])
-        shown = events[event_id].children
         if state == "handed_over":
-            handed_over[event_id].append((len(shown), student_id))
-        shown.append(ChildView(child, grade, class_name,
-                               ChildState(state, place, note, actor, _utc(state_at)) if state else None, None))
-    for event_id, children in handed_over.items():
-        pickups = latest_pickups(event_id, [student_id for _, student_id in children])
-        shown = events[event_id].children
-        for index, student_id in children:
-            shown[index] = replace(shown[index], pickup=pickups.get(student_id))
-    return view
+            handed_over[event_id].append((len(children[event_id]), student_id))
+        children[event_id].append(ChildView(
+            child, grade, class_name, ChildState(state, place, note, actor, _utc(state_at)) if state else None, None))
+    for event_id, collected in handed_over.items():
+        pickups = latest_pickups(event_id, [student_id for _, student_id in collected])
+        for index, student_id in collected:
+            children[event_id][index] = children[event_id][index]._replace(pickup=pickups.get(student_id))
+    return GuardianView(guardian_id, name, locale,
+                        tuple(event._replace(children=tuple(children[event_id])) for event_id, event in events.items()))
 
 
 def _event_notices(event_id: str, count: int, newest: str | None) -> tuple[int, tuple[NoticeView, ...]]:

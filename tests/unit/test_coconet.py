@@ -204,7 +204,7 @@ def test_a_guardian_sees_only_their_own_approved_children_and_the_notices(app, f
     assert [n.body for n in shown.notices] == ["震度6弱。児童は校庭に避難しています。"]
     two = view_of(app, fam.g["g2"].id)
     assert [c.name for c in two.events[0].children] == ["ren"]
-    assert view_of(app, fam.g["g4"].id).events == []          # a pending link shows nothing
+    assert view_of(app, fam.g["g4"].id).events == ()          # a pending link shows nothing
     assert [e.school_name for e in view_of(app, fam.g["g5"].id).events] == ["第二小学校"]
 
 
@@ -234,8 +234,8 @@ def test_a_child_who_left_and_a_guardian_without_children_show_no_event(app, fam
     with db.write():
         Student.update(status="transferred_out").where(Student.id == fam.kids["ren"].id).execute()
     alone = guardians.add_guardian(app, "保護者7", student_ids=[], emails=["seven.rk0000007@example.jp"], approved=True)
-    assert view_of(app, fam.g["g2"].id).events == [] and view_of(app, alone.id).guardian_name == "保護者7"
-    assert view_of(app, alone.id).events == []
+    assert view_of(app, fam.g["g2"].id).events == () and view_of(app, alone.id).guardian_name == "保護者7"
+    assert view_of(app, alone.id).events == ()
 
 
 def test_only_a_live_coconet_link_gives_a_view(app, fam, clock):
@@ -252,7 +252,7 @@ def test_only_a_live_coconet_link_gives_a_view(app, fam, clock):
 def test_without_an_open_event_the_guardian_sees_no_child(app, fam):
     event = open_(app, fam.school, send_notice=False)
     coconet.close_event(app, event, actor="admin-a")
-    assert view_of(app, fam.g["g1"].id).events == []
+    assert view_of(app, fam.g["g1"].id).events == ()
 
 
 def test_the_guardian_page_shows_only_the_newest_notices(app, fam, clock):

@@ -21,7 +21,6 @@ a school), and the front (webui/front.py) answers their openings from it without
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -128,18 +127,18 @@ def _fill(flask_app, skeleton: Skeleton, values: dict[str, str], token: str) -> 
                                                                                          flask_app)})
 
 
-def _personal_values(view: coconet.GuardianView) -> tuple[str, dict[str, str]]:
+def _personal_values(view: coconet.GuardianView) -> tuple[tuple, dict[str, str]]:
     """The page's shape (its key among the pages kept ready) and its personal values as shown, by slot.
 
-    The shape is the repr of the view with its personal values taken out: every field the page may show is
-    either in it or a slot, so the view's dataclasses must keep every field in their repr.
+    The shape is the view with its personal values replaced by their slots' names: the view is tuples all the
+    way down, so every field it has counts in the key; what the page shows is in it or a slot.
     """
     values = {}
 
     def take(slot: str, value) -> str:
         values[slot] = tokyo_time(value) if isinstance(value, datetime) else str(value)
         return slot
-    return "coconet " + repr(_personal(view, take)), values
+    return ("coconet", _personal(view, take)), values
 
 
 def _personal(view: coconet.GuardianView, put: Callable[[str, object], object]) -> coconet.GuardianView:
@@ -150,7 +149,7 @@ def _personal(view: coconet.GuardianView, put: Callable[[str, object], object]) 
 
     events = []
     for e, ev in enumerate(view.events):
-        children = [coconet.ChildView(
+        children = tuple(coconet.ChildView(
             own(f"{e}.{c}.name", child.name), own(f"{e}.{c}.grade", child.grade),
             own(f"{e}.{c}.class", child.class_name),
             child.state and coconet.ChildState(child.state.state, own(f"{e}.{c}.place", child.state.place),
@@ -158,7 +157,7 @@ def _personal(view: coconet.GuardianView, put: Callable[[str, object], object]) 
                                                own(f"{e}.{c}.at", child.state.at)),
             child.pickup and coconet.Pickup(own(f"{e}.{c}.collector", child.pickup.collector), "",
                                             own(f"{e}.{c}.collected", child.pickup.collected_at)))
-            for c, child in enumerate(ev.children)]
-        events.append(replace(ev, children=children, confirmed_at=own(f"{e}.confirmed", ev.confirmed_at),
-                              reply=own(f"{e}.reply", ev.reply)))
-    return replace(view, guardian_id="", guardian_name=own("name", view.guardian_name), events=events)
+            for c, child in enumerate(ev.children))
+        events.append(ev._replace(children=children, confirmed_at=own(f"{e}.confirmed", ev.confirmed_at),
+                                  reply=own(f"{e}.reply", ev.reply)))
+    return view._replace(guardian_id="", guardian_name=own("name", view.guardian_name), events=tuple(events))
