@@ -48,18 +48,18 @@ class GroupCommit:
     """One writer thread per worker, committing the writes that wait, all together."""
 
     def __init__(self):
-        self._waiting: list[tuple[Write, asyncio.Future]] = []
+        self._waiting: list[tuple[list[Write], asyncio.Future]] = []     # a request's writes, its answer
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="group-commit")
         self._committing: asyncio.Task | None = None
 
     async def commit(self, writes: list[Write]) -> None:
         """Run the writes in the next transaction; return once it is committed (or raise its error)."""
         loop = asyncio.get_running_loop()
-        done = [loop.create_future() for _ in writes]
-        self._waiting.extend(zip(writes, done))
+        done = loop.create_future()
+        self._waiting.append((writes, done))
         if self._committing is None:
             self._committing = loop.create_task(self._commit_waiting())
-        await asyncio.gather(*done)
+        await done
 
     async def _commit_waiting(self) -> None:
         loop = asyncio.get_running_loop()
@@ -67,7 +67,7 @@ class GroupCommit:
             while self._waiting:
                 batch, self._waiting = self._waiting, []
                 try:
-                    await loop.run_in_executor(self._writer, _run, [write for write, _ in batch])
+                    await loop.run_in_executor(self._writer, _run, [write for writes, _ in batch for write in writes])
                 except Exception as error:      # every request of the batch is answered by Flask instead
                     failed = error
                 else:
