@@ -29,23 +29,28 @@ CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; script-src '
        " manifest-src 'self'; worker-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 
 
-def over_limit(client: str | None = None, app=None) -> bool:
+def client() -> str:
+    """The request's client address, as the rate limits count it ("" when the server gives none)."""
+    return request.remote_addr or ""
+
+
+def over_limit(client_address: str | None = None, app=None) -> bool:
     """Whether the client (the request's) has guessed too many links: it gets 429 for any link now."""
-    if client is None:
-        client = request.remote_addr or ""
-    return (app or current_app).extensions["appliance"].limiter.exceeded(ratelimit.TOKEN_GUESSES, client)
+    if client_address is None:
+        client_address = client()
+    return (app or current_app).extensions["appliance"].limiter.exceeded(ratelimit.TOKEN_GUESSES, client_address)
 
 
 def resolve(token: str, scope: str) -> tokens.TokenGrant:
     """Resolve a link's token for a scope, counting unknown tokens against the client; 429 past the limit."""
-    client = request.remote_addr or ""
-    if over_limit(client):
+    address = client()
+    if over_limit(address):
         abort(429)
     try:
         return tokens.resolve_token(g.appliance, token, scope)
     except tokens.InvalidToken as invalid:
         if invalid.reason == "unknown":
-            g.appliance.limiter.hit(ratelimit.TOKEN_GUESSES, client)
+            g.appliance.limiter.hit(ratelimit.TOKEN_GUESSES, address)
         raise
 
 

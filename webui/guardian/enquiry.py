@@ -13,6 +13,7 @@ from flask_babel import gettext as _
 from appliance import enquiries, ratelimit
 from appliance.errors import InvalidInput
 from appliance.models import School
+from webui import capability
 from webui.access import PUBLIC, access
 from webui.guardian import bp
 from webui.guardian.register import render_page
@@ -38,7 +39,7 @@ def enquiry_new():
 def enquiry_create():
     """Store the enquiry for the operator's desk."""
     form = request.form
-    if not g.appliance.limiter.hit(ENQUIRIES, request.remote_addr or ""):
+    if not g.appliance.limiter.hit(ENQUIRIES, capability.client()):
         return _form(429, form=form, error=_("操作が多すぎます。しばらく待ってからお試しください"))
     try:
         enquiries.submit_enquiry(g.appliance, name=form.get("name", ""), reach=form.get("reach", ""),

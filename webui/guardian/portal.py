@@ -86,7 +86,7 @@ def portal_signin_new():
 @access(PUBLIC)
 def portal_signin_create():
     """Mail a sign-in link if the address is known; the answer is the same either way."""
-    client = request.remote_addr or ""
+    client = capability.client()
     if not g.appliance.limiter.hit(ratelimit.SIGN_IN_REQUESTS, client):
         return _render("guardian/signin.html", 429, error=_("操作が多すぎます。しばらく待ってからお試しください"))
     address = request.form.get("address", "")

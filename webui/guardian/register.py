@@ -35,10 +35,6 @@ def render_page(template: str, status: int = 200, **context):
     return capability.private_page(browser_locale(), template, status, relationships=RELATIONSHIPS, **context)
 
 
-def _client() -> str:
-    return request.remote_addr or ""
-
-
 @bp.get("/e/")
 @bp.get("/e/<entry_code>")       # not <code>: that names a school in every staff URL
 @access(PUBLIC)
@@ -47,7 +43,7 @@ def registration_new(entry_code: str = ""):
     found, error = None, ""
     if entry_code:
         try:
-            found = registration.find_code(g.appliance, entry_code, client=_client())
+            found = registration.find_code(g.appliance, entry_code, client=capability.client())
         except InvalidInput as refused:
             error = str(refused)
     return render_page("guardian/register.html", code=entry_code, found=found, code_error=error, form={})
@@ -60,7 +56,7 @@ def registration_create():
     form = request.form
     try:
         registration.register_by_web(g.appliance, form.get("code", ""), form.get("name", ""),
-                                     form.get("relationship", ""), form.get("address", ""), client=_client())
+                                     form.get("relationship", ""), form.get("address", ""), client=capability.client())
     except registration.CodeRefused as refused:
         return render_page("guardian/register.html", 400, code=form.get("code", ""), code_error=str(refused), form=form)
     except InvalidInput as refused:
@@ -117,7 +113,7 @@ def child_create():
     form = request.form
     try:
         registration.link_by_code(g.appliance, g.guardian.id, form.get("code", ""), form.get("relationship", ""),
-                                  client=_client())
+                                  client=capability.client())
     except InvalidInput as refused:
         return portal_views._render("guardian/register_child.html", 400, relationships=RELATIONSHIPS, form=form,
                                     error=str(refused))
