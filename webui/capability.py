@@ -17,6 +17,7 @@ import base64
 import functools
 import hashlib
 import hmac
+from typing import NoReturn
 
 from flask import abort, current_app, g, make_response, request
 
@@ -52,6 +53,13 @@ def resolve(token: str, scope: str) -> tokens.TokenGrant:
         if invalid.reason == "unknown":
             g.appliance.limiter.hit(ratelimit.TOKEN_GUESSES, address)
         raise
+
+
+def refuse(token: str, scope: str) -> NoReturn:
+    """Answer a link a view found nothing for, or a client over the limit: 429, the token's reason (an unknown
+    token counted as a guess), or 404 for a valid grant of nothing to show."""
+    resolve(token, scope)
+    abort(404)
 
 
 def form_token(purpose: str, capability: str, app=None) -> str:

@@ -102,7 +102,9 @@ class Front:
         if found is None or any(name in _FLASKS_CONDITIONS for name, _ in scope["headers"]):
             return None
         try:
-            ready = _ANSWERS[found[1]](self.flask_app, found[2], access_log.client_address(scope))
+            if capability.over_limit(access_log.client_address(scope), self.flask_app):
+                return None             # a guesser: Flask answers 429 to every link
+            ready = _ANSWERS[found[1]](self.flask_app, found[2])
             if ready is not None and ready.writes:
                 await self.commits.commit(ready.writes)
         except Exception:               # noqa: BLE001 -- Flask tries again and answers as it answers failures

@@ -21,9 +21,7 @@ import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
-from dataclasses import dataclass, field
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from markupsafe import escape
 
@@ -31,15 +29,14 @@ if TYPE_CHECKING:
     from webui.group_commit import Write
 
 
-@dataclass(frozen=True)
-class Ready:
+class Ready(NamedTuple):
     """A guardian's page as the front answers it without Flask: the body and headers Flask would give
     (the private headers of ``locale`` and ``inline_style``: webui/capability.py), and the facts to commit
     before it goes out (webui/group_commit.py)."""
 
     body: bytes
     locale: str
-    writes: list[Write] = field(default_factory=list)
+    writes: list[Write]
     inline_style: str = ""
     etag: str = ""          # unquoted, as generate_etag makes it ("": none)
 

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from flask import abort, current_app, g, make_response, redirect, request, url_for
+from flask import current_app, g, make_response, redirect, request, url_for
 from markupsafe import Markup
 from werkzeug.http import generate_etag
 
@@ -74,8 +74,7 @@ def guardian_check(token: str):
 def _view(token: str) -> coconet.GuardianView:
     view = coconet.link_view(g.appliance, token)
     if view is None or capability.over_limit():
-        capability.resolve(token, "coconet")        # InvalidToken (counted against guessing) or 429
-        abort(404)                                  # a valid grant of a guardian who is gone
+        capability.refuse(token, "coconet")
     return view
 
 
@@ -91,12 +90,12 @@ def _html(view: coconet.GuardianView, token: str, form_token: str, *, error: str
 
 # --- the page kept ready (webui/skeleton.py) -----------------------------------------------------
 
-def front_answer(flask_app, token: str, client: str) -> Ready | None:
+def front_answer(flask_app, token: str) -> Ready | None:
     """What the front answers an opening with, without Flask: the page kept ready for its shape, the opening to
-    commit first. None for anything else (an unknown, expired or limited link, a shape not kept yet): Flask."""
+    commit first. None for anything else (an unknown or expired link, a shape not kept yet): Flask."""
     appliance = flask_app.extensions["appliance"]
     view = coconet.link_view(appliance, token)
-    if view is None or capability.over_limit(client, flask_app):
+    if view is None:
         return None
     body = ready_page(flask_app, view, token)
     if body is None:
@@ -147,17 +146,18 @@ def _personal(view: coconet.GuardianView, put: Callable[[str, object], object]) 
     def own(slot: str, value):
         return put(slot, value) if value else value
 
-    events = []
-    for e, ev in enumerate(view.events):
-        children = tuple(coconet.ChildView(
-            own(f"{e}.{c}.name", child.name), own(f"{e}.{c}.grade", child.grade),
-            own(f"{e}.{c}.class", child.class_name),
-            child.state and coconet.ChildState(child.state.state, own(f"{e}.{c}.place", child.state.place),
-                                               own(f"{e}.{c}.note", child.state.note), "",
-                                               own(f"{e}.{c}.at", child.state.at)),
-            child.pickup and coconet.Pickup(own(f"{e}.{c}.collector", child.pickup.collector), "",
-                                            own(f"{e}.{c}.collected", child.pickup.collected_at)))
-            for c, child in enumerate(ev.children))
-        events.append(ev._replace(children=children, confirmed_at=own(f"{e}.confirmed", ev.confirmed_at),
-                                  reply=own(f"{e}.reply", ev.reply)))
-    return view._replace(guardian_id="", guardian_name=own("name", view.guardian_name), events=tuple(events))
+    events = tuple(ev._replace(children=tuple(_personal_child(f"{e}.{c}", child, own)
+                                              for c, child in enumerate(ev.children)),
+                               confirmed_at=own(f"{e}.confirmed", ev.confirmed_at), reply=own(f"{e}.reply", ev.reply))
+                   for e, ev in enumerate(view.events))
+    return view._replace(guardian_id="", guardian_name=own("name", view.guardian_name), events=events)
+
+
+def _personal_child(slot: str, child: coconet.ChildView, own: Callable[[str, object], object]) -> coconet.ChildView:
+    state, pickup = child.state, child.pickup
+    return coconet.ChildView(
+        own(f"{slot}.name", child.name), own(f"{slot}.grade", child.grade), own(f"{slot}.class", child.class_name),
+        state and coconet.ChildState(state.state, own(f"{slot}.place", state.place), own(f"{slot}.note", state.note),
+                                     "", own(f"{slot}.at", state.at)),
+        pickup and coconet.Pickup(own(f"{slot}.collector", pickup.collector), "",
+                                  own(f"{slot}.collected", pickup.collected_at)))

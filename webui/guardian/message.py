@@ -73,15 +73,15 @@ def _ready_key(tap: message_page.Tap) -> tuple:
     return tap.message_id, tap.sent, tap.locale, tap.open
 
 
-def front_answer(flask_app, token: str, client: str) -> Ready | None:
+def front_answer(flask_app, token: str) -> Ready | None:
     """What the front answers a tap with, without Flask: the page kept ready, its read report to commit first.
 
-    None for anything else about the tap (an unknown, expired or limited link, a guardian who answered or
-    replied, a page not kept yet): Flask decides and renders it.
+    None for anything else about the tap (an unknown or expired link, a guardian who answered or replied, a
+    page not kept yet): Flask decides and renders it.
     """
     appliance = flask_app.extensions["appliance"]
     tap = message_page.tap(appliance, token)
-    if tap is None or tap.personal or capability.over_limit(client, flask_app):
+    if tap is None or tap.personal:
         return None
     body = ready_page(flask_app, tap, token)
     if body is None:
@@ -117,8 +117,7 @@ def message_show(token: str):
     """The read-report link: record the read (once), then show the message."""
     tap = message_page.tap(g.appliance, token)
     if tap is None or capability.over_limit():
-        capability.resolve(token, "read")       # InvalidToken (counted against guessing) or 429
-        abort(404)                              # a valid grant of no notice
+        capability.refuse(token, "read")
     if not tap.read and request.method == "GET":     # a HEAD (a link checker) reads nothing
         before_answer(receipts.insert_reads, receipts.read_rows(g.appliance, tap.message_id, tap.guardian_id))
     notice = {"answers": "answers", "reply": "reply"}.get(request.args.get("saved", ""), "")
