@@ -321,7 +321,7 @@ class GuardianView(NamedTuple):
     guardian_id: str
     guardian_name: str
     locale: str
-    events: tuple[EventView, ...] = ()
+    events: tuple[EventView, ...]
 
 
 def guardian_link(app, guardian_id: str) -> str:

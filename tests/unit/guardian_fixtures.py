@@ -47,6 +47,11 @@ def issued_token(app, scope: str, guardian_id: str, message_id: str | None) -> s
     return tokens.issue_tokens(app, scope, [pair])[pair]
 
 
+def coconet_path(app, guardian_id: str) -> str:
+    """The path of a guardian's CoCo-net link (the mailed and printed one: tokens are derived)."""
+    return f"/{tokens.PATHS['coconet']}/{issued_token(app, 'coconet', guardian_id, None)}"
+
+
 def form_token(page: str) -> str:
     """The form token a guardian page's form carries (the link's or the portal session's)."""
     return hidden(page, "form_token")

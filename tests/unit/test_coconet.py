@@ -12,6 +12,7 @@ from appliance.models.base import FACTS, OWNED
 from appliance.models.coconet import CoconetEvent, CoconetNotice, CoconetPickup
 from appliance.sample_data import ADDRESS_MARKER
 from appliance.schools import add_school
+from tests.unit.guardian_fixtures import issued_token
 
 
 @dataclass
@@ -189,7 +190,7 @@ def test_notices_are_newest_first_and_limited_in_length(app, fam, clock):
 
 def view_of(app, guardian_id: str) -> coconet.GuardianView:
     """What the guardian's CoCo-net link shows."""
-    return coconet.link_view(app, coconet.guardian_link(app, guardian_id).rsplit("/", 1)[1])
+    return coconet.link_view(app, issued_token(app, "coconet", guardian_id, None))
 
 
 def test_a_guardian_sees_only_their_own_approved_children_and_the_notices(app, fam):
@@ -240,8 +241,8 @@ def test_a_child_who_left_and_a_guardian_without_children_show_no_event(app, fam
 
 def test_only_a_live_coconet_link_gives_a_view(app, fam, clock):
     open_(app, fam.school)
-    token = coconet.guardian_link(app, fam.g["g1"].id).rsplit("/", 1)[1]
-    other_scope = tokens.issue_tokens(app, "unsubscribe", [(fam.g["g1"].id, None)])[fam.g["g1"].id, None]
+    token = issued_token(app, "coconet", fam.g["g1"].id, None)
+    other_scope = issued_token(app, "unsubscribe", fam.g["g1"].id, None)
     assert coconet.link_view(app, token).guardian_id == fam.g["g1"].id
     for wrong in (other_scope, token[:-2], "あ" * 10, "x" * 1000, ""):
         assert coconet.link_view(app, wrong) is None

@@ -9,7 +9,7 @@ from appliance import coconet
 from appliance.models import CoconetCheck, GuardianLink, Student
 from appliance.sample_data import ADDRESS_MARKER
 from tests.conftest import seat
-from tests.unit.guardian_fixtures import form_token, issued_token
+from tests.unit.guardian_fixtures import coconet_path, form_token, issued_token
 
 BASE = "/admin/s/sch-a/coconet"
 
@@ -22,11 +22,6 @@ def event(app, staff, roster):
 
 def families(student):
     return [link.guardian_id for link in GuardianLink.select().where(GuardianLink.student == student)]
-
-
-def guardian_path(app, guardian_id):
-    url = coconet.guardian_link(app, guardian_id)
-    return url[url.index("/c/"):]
 
 
 def test_a_school_admin_opens_an_event_with_a_first_notice(signed_in, staff, roster):
@@ -129,7 +124,7 @@ def test_notes_and_notices_are_escaped_everywhere(app, signed_in, event):
     admin.post_form(f"{BASE}/{event.id}/notices", {"body": "<script>alert(2)</script>"})
     pages = [admin.get(f"{BASE}/{event.id}/student/{child.id}"), admin.get(f"{BASE}/{event.id}/"),
              admin.get(f"{BASE}/{event.id}/print"),
-             admin.get(guardian_path(app, families(child)[0]))]
+             admin.get(coconet_path(app, families(child)[0]))]
     for page in pages:
         text = page.get_data(as_text=True)
         assert "<script>alert" not in text
@@ -156,8 +151,8 @@ def test_a_guardian_sees_only_their_family_and_each_opening_is_recorded(app, cli
     family_a = set(families(child_a))
     guardian_b = next(g for g in families(child_b) if g not in family_a)
     coconet.set_states(app, event, [child_a], "protected", place="体育館", actor="teacher-a")
-    page_a = client.get(guardian_path(app, next(iter(family_a)))).get_data(as_text=True)
-    page_b = client.get(guardian_path(app, guardian_b)).get_data(as_text=True)
+    page_a = client.get(coconet_path(app, next(iter(family_a)))).get_data(as_text=True)
+    page_b = client.get(coconet_path(app, guardian_b)).get_data(as_text=True)
     assert child_a.name in page_a and "学校で保護" in page_a and "校庭に避難しています" in page_a
     assert child_a.name not in page_b and child_b.name in page_b and "校庭に避難しています" in page_b
     assert not ADDRESS_MARKER.search(page_a + page_b)
@@ -170,7 +165,7 @@ def test_the_guardian_page_is_small_private_and_revalidated(app, client, event):
         coconet.post_notice(app, event, "お" * coconet.MAX_NOTICE, actor="admin-a")
     coconet.set_states(app, event, [child], "evacuated", place="あ" * coconet.MAX_PLACE,
                        note="メ" * coconet.MAX_NOTE, actor="teacher-a")
-    path = guardian_path(app, families(child)[0])
+    path = coconet_path(app, families(child)[0])
     response = client.get(path)
     assert response.status_code == 200 and len(response.data) < 10 * 1024
     assert "<script" not in response.get_data(as_text=True)           # no JavaScript
@@ -183,7 +178,7 @@ def test_the_guardian_page_is_small_private_and_revalidated(app, client, event):
 
 
 def test_the_guardian_page_loads_nothing_from_elsewhere_and_allows_only_its_own_style(app, client, event):
-    response = client.get(guardian_path(app, families(seat(1, "1", 1))[0]))
+    response = client.get(coconet_path(app, families(seat(1, "1", 1))[0]))
     style = re.search(r"<style>(.*?)</style>", response.get_data(as_text=True), re.S).group(1)
     digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
     policy = response.headers["Content-Security-Policy"]
@@ -195,7 +190,7 @@ def test_the_guardian_page_loads_nothing_from_elsewhere_and_allows_only_its_own_
 
 def test_confirm_and_reply_need_the_forms_token_and_are_recorded(app, web, event):
     child = seat(1, "1", 1)
-    path = guardian_path(app, families(child)[0])
+    path = coconet_path(app, families(child)[0])
     phone = web.test_client()       # no cookie jar needed: a feature phone's browser
     page = phone.get(path).get_data(as_text=True)
     token = form_token(page)
@@ -215,7 +210,7 @@ def test_confirm_and_reply_need_the_forms_token_and_are_recorded(app, web, event
 
 def test_a_form_token_of_one_link_does_not_work_on_another(app, client, event):
     child_a, child_b = seat(1, "1", 1), seat(1, "2", 1)
-    path_a, path_b = guardian_path(app, families(child_a)[0]), guardian_path(app, families(child_b)[0])
+    path_a, path_b = coconet_path(app, families(child_a)[0]), coconet_path(app, families(child_b)[0])
     token_a = form_token(client.get(path_a).get_data(as_text=True))
     assert client.post(path_b, data={"event_id": event.id, "confirm": "1", "form_token": token_a}).status_code == 400
 
@@ -230,7 +225,7 @@ def test_a_read_link_does_not_open_coconet_and_an_expired_link_shows_nothing(app
     guardian_id = families(seat(1, "1", 1))[0]
     read = issued_token(app, "read", guardian_id, event.message_id)
     assert client.get(f"/c/{read}").status_code == 404
-    path = guardian_path(app, guardian_id)
+    path = coconet_path(app, guardian_id)
     clock.advance(days=401)
     assert client.get(path).status_code == 404
 
@@ -240,7 +235,7 @@ def test_a_closed_event_is_read_only_and_the_guardian_page_goes_quiet(app, signe
     child = seat(1, "1", 1)
     assert admin.post_form(f"{BASE}/{event.id}/close").status_code == 303
     assert admin.post_form(f"{BASE}/{event.id}/class/1/1", {"state": "protected"}).status_code == 400
-    page = client.get(guardian_path(app, families(child)[0])).get_data(as_text=True)
+    page = client.get(coconet_path(app, families(child)[0])).get_data(as_text=True)
     assert child.name not in page and "地震発生" not in page
     assert "地震発生" in admin.get(f"{BASE}/").get_data(as_text=True)      # the archive keeps it
 

@@ -14,7 +14,7 @@ from appliance.guardians import add_guardian
 from appliance.schools import add_school
 from appliance.models import CoconetCheck, Guardian, GuardianLink, Receipt, SurveyAnswer
 from tests.conftest import add_students
-from tests.unit.guardian_fixtures import form_token
+from tests.unit.guardian_fixtures import coconet_path, form_token
 from webui.capability import form_token as link_form_token
 from webui.coconet import guardian as coconet_views
 from webui import group_commit
@@ -293,12 +293,12 @@ def event(app, families):
 @pytest.fixture
 def coconet_paths(app, families, event):
     """Taro's and Hanako's CoCo-net links (two children and one: pages of different shapes)."""
-    return [coconet_path(app, guardian) for guardian in (families.taro, families.hanako)]
+    return [coconet_path(app, guardian.id) for guardian in (families.taro, families.hanako)]
 
 
-def coconet_path(app, guardian: Guardian) -> str:
-    url = coconet.guardian_link(app, guardian.id)
-    return url[url.index("/c/"):]
+def as_the_front_gives(flask_headers) -> dict[str, str]:
+    """Flask's headers but its Vary: Cookie (it looks for a staff session) and Date (uvicorn dates answers)."""
+    return {name.lower(): value for name, value in flask_headers.items() if name not in ("Vary", "Date")}
 
 
 def openings() -> int:
@@ -314,7 +314,7 @@ def test_coconet_openings_are_committed_together_before_the_pages_answer(front, 
 
 def test_an_opening_of_a_shape_kept_ready_is_the_page_and_headers_flask_gives(app, web, front, flask_paths,
                                                                                families, event, batches):
-    first, *others = [coconet_path(app, guardian) for guardian in more_guardians(app, families, 4)]
+    first, *others = [coconet_path(app, guardian.id) for guardian in more_guardians(app, families, 4)]
     assert request(front, first).status == 200 and flask_paths == [first]     # Flask keeps the shape ready
     answers = together(front, others)
     assert [answer.status for answer in answers] == [200] * 3 and flask_paths == [first]
@@ -323,8 +323,7 @@ def test_an_opening_of_a_shape_kept_ready_is_the_page_and_headers_flask_gives(ap
     by_flask = web.test_client().get(others[0])
     assert by_front.body == by_flask.data and "保護者 1 様" in by_front.body.decode()
     # Flask's Vary: Cookie only says that it looked for a staff session; uvicorn dates every answer.
-    assert by_front.headers == {name.lower(): value for name, value in by_flask.headers.items()
-                                if name not in ("Vary", "Date")}
+    assert by_front.headers == as_the_front_gives(by_flask.headers)
     assert by_front.headers["etag"] == by_flask.headers["ETag"] and by_front.headers["cache-control"] == "private, no-cache"
     assert "style-src 'self' 'sha256-" in by_front.headers["content-security-policy"]
 
@@ -333,7 +332,7 @@ def test_each_guardian_sees_their_own_children_and_name_escaped(app, front, flas
     [child] = add_students(app, families.school, [(2, "1", 8, "<b>石川</b> 一")])
     other = add_guardian(app, "<i>石川</i> 由佳", student_ids=[child.id], emails=["ishikawa@example.jp"],
                          approved=True)
-    hanako, ishikawa = coconet_path(app, families.hanako), coconet_path(app, other)
+    hanako, ishikawa = coconet_path(app, families.hanako.id), coconet_path(app, other.id)
     hanakos = request(front, hanako).body.decode()
     page = request(front, ishikawa).body.decode()
     assert flask_paths == [hanako]                  # the same shape: one child in 2-1, not set yet
@@ -345,7 +344,7 @@ def test_each_guardian_sees_their_own_children_and_name_escaped(app, front, flas
 def test_pages_of_one_shape_are_kept_ready_per_language(app, front, flask_paths, families, event):
     japanese, english = more_guardians(app, families, 2)
     portal.set_preferences(app, english.id, locale="en", quiet_from=None, quiet_until=None)
-    paths = [coconet_path(app, guardian) for guardian in (japanese, english, japanese, english)]
+    paths = [coconet_path(app, guardian.id) for guardian in (japanese, english, japanese, english)]
     pages = [request(front, path) for path in paths]
     assert flask_paths == paths[:2]
     assert [page.headers["content-language"] for page in pages] == ["ja", "en", "ja", "en"]
@@ -366,7 +365,7 @@ def test_a_page_filled_from_its_shape_is_the_page_rendered_for_the_guardian(app,
     coconet.record_pickup(app, event, kids[1], adult_name="<祖母> & 叔父", actor="test")
     coconet.set_states(app, flood, [far], "evacuated", place="公園 & 駅", actor="test")
     coconet.post_notice(app, event, "<b>\"正門\"</b> & 'どうぞ'", actor="test")
-    token = token_of(coconet_path(app, guardian))
+    token = token_of(coconet_path(app, guardian.id))
     coconet.record_check(app, coconet.link_view(app, token), "confirm", event_id=event.id)
     coconet.record_check(app, coconet.link_view(app, token), "reply", event_id=flood.id, body="<17時> & 迎え")
     for locale in ("ja", "en"):
@@ -380,7 +379,7 @@ def test_a_page_filled_from_its_shape_is_the_page_rendered_for_the_guardian(app,
 
 
 def test_a_new_state_or_notice_is_never_shown_from_an_older_page(app, front, flask_paths, families, event):
-    hanako = coconet_path(app, families.hanako)
+    hanako = coconet_path(app, families.hanako.id)
     request(front, hanako)
     [child] = GuardianLink.select().where(GuardianLink.guardian == families.hanako.id)
     coconet.set_states(app, event, [child.student], "evacuated", place="<第二>公園", note="全員無事", actor="test")
@@ -393,14 +392,13 @@ def test_a_new_state_or_notice_is_never_shown_from_an_older_page(app, front, fla
 
 def test_a_revalidation_is_the_304_flask_gives_and_a_head_records_no_opening(app, web, front, flask_paths,
                                                                              families, event):
-    hanako = coconet_path(app, families.hanako)
+    hanako = coconet_path(app, families.hanako.id)
     page = request(front, hanako)
     again = request(front, hanako, headers=[(b"if-none-match", f'W/"x", {page.headers["etag"]}'.encode())])
     assert again.status == 304 and again.body == b"" and flask_paths == [hanako]
     by_flask = web.test_client().get(hanako, headers={"If-None-Match": page.headers["etag"]})
     assert by_flask.status_code == 304
-    assert again.headers == {name.lower(): value for name, value in by_flask.headers.items()
-                             if name not in ("Vary", "Date")}
+    assert again.headers == as_the_front_gives(by_flask.headers)
     assert request(front, hanako, headers=[(b"if-none-match", b'"other"')]).body == page.body
     ranged = request(front, hanako, headers=[(b"range", b"bytes=0-9")])         # Flask answers it
     assert ranged.status == 200 and flask_paths == [hanako] * 3 and "date" not in ranged.headers
@@ -422,15 +420,14 @@ def test_a_failed_group_commit_of_an_opening_is_written_by_flask_itself(front, c
 def test_the_access_log_has_a_line_per_request_and_no_token(app, front, families, paths, caplog):
     caplog.set_level(logging.INFO, logger="renraku.access")
     taro, hanako = paths
-    coconet_url = coconet.guardian_link(app, families.taro.id)
-    coconet_path = coconet_url[coconet_url.index("/c/"):]
+    coconet_link = coconet_path(app, families.taro.id)
     unknown = "/r/AAAAAAAAAAAAAAAAAAAAAA"
-    answers = [request(front, taro), *together(front, [hanako, coconet_path, unknown])]
+    answers = [request(front, taro), *together(front, [hanako, coconet_link, unknown])]
     lines = [line for record in caplog.records if record.name == "renraku.access"
              for line in record.getMessage().split("\n")]
-    secrets = [token_of(path) for path in (taro, hanako, coconet_path, unknown)]
+    secrets = [token_of(path) for path in (taro, hanako, coconet_link, unknown)]
     assert len(lines) == 4 and not [line for line in lines if any(secret in line for secret in secrets)]
     shape = re.compile(r'127\.0\.0\.1 - - \[[^\]]+\] "GET /(r|c)/… HTTP/1\.1" (\d{3}) (\d+) "-" "-"\Z')
     logged = sorted((found[1], int(found[2]), int(found[3])) for found in map(shape.match, lines))
     assert logged == sorted((path[1], answer.status, len(answer.body))
-                            for path, answer in zip((taro, hanako, coconet_path, unknown), answers))
+                            for path, answer in zip((taro, hanako, coconet_link, unknown), answers))

@@ -8,6 +8,7 @@ import pytest
 
 from appliance import coconet, db, message_page
 from appliance.models import GuardianLink
+from tests.unit.guardian_fixtures import issued_token
 
 
 @pytest.fixture
@@ -37,13 +38,14 @@ def test_a_tap_and_a_coconet_opening_prepare_nothing_the_second_time(app, famili
     coconet.post_notice(app, event, "正門で引き渡します。", actor="test")
     [jiro] = GuardianLink.select().where(GuardianLink.guardian == families.hanako.id)
     coconet.record_pickup(app, event, jiro.student, guardian_id=families.hanako.id, actor="test")   # its pickup read
-    tokens = {guardian.id: families.link(app, guardian).removeprefix("/r/") for guardian in (families.taro, families.hanako)}
-    links = coconet.guardian_links(app, [families.taro.id, families.hanako.id])
+    guardians = (families.taro, families.hanako)
+    read = {guardian.id: issued_token(app, "read", guardian.id, families.message.id) for guardian in guardians}
+    opening = {guardian.id: issued_token(app, "coconet", guardian.id, None) for guardian in guardians}
 
     def guardian_requests(guardian):
-        tap = message_page.tap(app, tokens[guardian.id])
+        tap = message_page.tap(app, read[guardian.id])
         message_page.attachment_links(message_page.load(tap.message_id, tap.guardian_id))
-        coconet.link_view(app, links[guardian.id].rsplit("/", 1)[1])
+        coconet.link_view(app, opening[guardian.id])
     for guardian in (families.taro, families.hanako):   # each statement's text prepared once (IN lists vary)
         guardian_requests(guardian)
     coconet.post_notice(app, event, "17時から引き渡します。", actor="test")      # the notices are read again
