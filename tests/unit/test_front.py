@@ -179,6 +179,25 @@ def test_many_guardians_tapping_at_once_are_all_recorded_in_one_transaction(app,
     assert Receipt.select().count() == 22
 
 
+def test_taps_soon_after_a_commit_wait_for_each_other_and_go_in_the_next_together(app, front, families, ready,
+                                                                                  batches, monkeypatch):
+    guardians = more_guardians(app, families, 3)
+    first, second, third = (families.link(app, guardian) for guardian in guardians)
+    monkeypatch.setattr(group_commit, "GATHER_SECONDS", 0.5)     # wide enough for a slow machine
+
+    async def spread_out():
+        await call(front, first)                                # alone: committed at once
+        started = asyncio.get_running_loop().time()
+        later = asyncio.ensure_future(call(front, second))
+        await asyncio.sleep(0.1)
+        answers = await asyncio.gather(later, call(front, third))
+        return answers, asyncio.get_running_loop().time() - started
+    answers, waited = asyncio.run(spread_out())
+    assert [answer.status for answer in answers] == [200, 200]
+    assert batches == [1, 2] and waited >= 0.4                   # the second waited for the third
+    assert all(receipts_of(families, guardian) == 1 for guardian in guardians)
+
+
 def test_a_failed_group_commit_still_answers_the_tap_and_flask_records_it(front, flask_paths, families, ready,
                                                                           monkeypatch, caplog):
     taro, hanako = ready
