@@ -8,14 +8,26 @@ keyed by a keyed hash of what it counts (a client address, a mail address), so t
 file holds no address in the clear, and counts within fixed windows: one upsert per
 counted event and one indexed read per check. PostgreSQL path: the same two
 statements on an unlogged table.
+
+Every guardian's tap is checked, and during a burst nobody is counted: a read of the
+file cost a tap ~10% of its worker's time (~45 us in a worker, against 7 us alone, its
+transaction's locks included). So each counted event also writes a new random mark
+into a small shared file beside the counters (``<path>-mark``, mapped into memory by
+every process), and a thread keeps the counts it has read while the mark stays the
+same: a check then reads eight bytes of memory. The mark is written after the count
+is committed, and read before the count is, so a count kept is never older than the
+last event any process finished counting.
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
+import mmap
+import os
 import sqlite3
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 _SCHEMA = ("CREATE TABLE IF NOT EXISTS hit (bucket TEXT PRIMARY KEY, window INTEGER NOT NULL,"
            " count INTEGER NOT NULL) WITHOUT ROWID")
@@ -39,6 +51,7 @@ class Limit:
 TOKEN_GUESSES = Limit("token", 60, 600)
 SIGN_IN_MAILS = Limit("signin", 3, 3600)        # per mail address: a sign-in link mailed
 SIGN_IN_REQUESTS = Limit("signin-client", 20, 3600)
+COUNTS_KEPT = 4096          # counts a thread keeps while nothing is counted (cleared past it)
 
 
 class RateLimiter:
@@ -47,6 +60,7 @@ class RateLimiter:
     def __init__(self, path, key: bytes, clock):
         self._path, self._key, self._clock = str(path), key, clock
         self._local = threading.local()
+        self._mark = _shared_mark(Path(f"{path}-mark"))
 
     def _connection(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -56,6 +70,7 @@ class RateLimiter:
             conn.execute("PRAGMA synchronous=off")     # losing a counter on power loss costs nothing
             conn.execute(_SCHEMA)
             self._local.conn = conn
+            self._local.counts, self._local.mark = {}, None
         return conn
 
     def _bucket(self, limit: Limit, subject: str) -> tuple[str, int]:
@@ -65,13 +80,33 @@ class RateLimiter:
 
     def exceeded(self, limit: Limit, subject: str) -> bool:
         """Whether the subject already used up its window (checked before the work it limits)."""
-        row = self._connection().execute(_READ, self._bucket(limit, subject)).fetchone()
-        return row is not None and row[0] >= limit.count
+        conn, mark = self._connection(), self._mark[:]
+        local = self._local
+        if mark != local.mark or len(local.counts) >= COUNTS_KEPT:     # something was counted since
+            local.counts, local.mark = {}, mark
+        bucket = self._bucket(limit, subject)
+        count = local.counts.get(bucket)
+        if count is None:
+            row = conn.execute(_READ, bucket).fetchone()
+            count = local.counts[bucket] = row[0] if row else 0
+        return count >= limit.count
 
     def hit(self, limit: Limit, subject: str) -> bool:
         """Count one event; return whether the subject is still within the limit."""
-        (count,) = self._connection().execute(_HIT, self._bucket(limit, subject)).fetchone()
+        [(count,)] = self._connection().execute(_HIT, self._bucket(limit, subject)).fetchall()   # committed
+        self._mark[:] = os.urandom(len(self._mark))      # after the commit: every process reads the counts again
         return count <= limit.count
+
+
+def _shared_mark(path: Path) -> mmap.mmap:
+    """The change mark shared by every process using the counters: eight bytes of a file, mapped."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if os.fstat(fd).st_size < 8:
+            os.ftruncate(fd, 8)
+        return mmap.mmap(fd, 8)
+    finally:
+        os.close(fd)
 
 
 def open_limiter(app) -> RateLimiter:
