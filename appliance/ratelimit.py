@@ -6,17 +6,22 @@ their own in the data dir (``[ratelimit] path``), like huey's queue: local to th
 site, never replicated, since an attacker is slowed where they knock. A counter is
 keyed by a keyed hash of what it counts (a client address, a mail address), so the
 file holds no address in the clear, and counts within fixed windows: one upsert per
-counted event and one indexed read per check. PostgreSQL path: the same two
-statements on an unlogged table.
+counted event and one indexed read per check of a subject not read since anything was
+counted.
 
-Every guardian's tap is checked, and during a burst nobody is counted: a read of the
-file cost a tap ~10% of its worker's time (~45 us in a worker, against 7 us alone, its
-transaction's locks included). So each counted event also writes a new random mark
-into a small shared file beside the counters (``<path>-mark``, mapped into memory by
-every process), and a thread keeps the counts it has read while the mark stays the
-same: a check then reads eight bytes of memory. The mark is written after the count
-is committed, and read before the count is, so a count kept is never older than the
-last event any process finished counting.
+Every guardian's tap is checked, and during a burst hardly anyone is counted: a read of
+the file cost a tap ~45 us of its worker's loop (7 us alone; its transaction's locks
+included). So each counted event also writes a new random mark into a small shared file
+beside the counters (``<path>-mark``, mapped into memory by every process), and each
+thread keeps the counts it has read while the mark stays the same: checking a subject
+again reads eight bytes of memory. A new subject (a phone's own address) is read as
+before. The mark is written after the count is committed, and read before the count
+is, so a count kept is never older than the last event any process finished counting.
+Counts change only through :meth:`RateLimiter.hit`: a row edited by hand is seen once
+anything is counted or its window passes.
+
+PostgreSQL path: the same two statements on an unlogged table, and the mark a row of it
+read with each check (a file is one host's).
 """
 from __future__ import annotations
 
@@ -51,11 +56,12 @@ class Limit:
 TOKEN_GUESSES = Limit("token", 60, 600)
 SIGN_IN_MAILS = Limit("signin", 3, 3600)        # per mail address: a sign-in link mailed
 SIGN_IN_REQUESTS = Limit("signin-client", 20, 3600)
-COUNTS_KEPT = 4096          # counts a thread keeps while nothing is counted (cleared past it)
+COUNTS_KEPT = 4096          # counts a thread keeps while nothing is counted (cleared on reaching it)
 
 
 class RateLimiter:
-    """Fixed-window counters in one SQLite file; one connection per thread, opened on first use."""
+    """Fixed-window counters in one SQLite file and their change mark (mapped here); one connection and the
+    counts it read per thread, opened on first use."""
 
     def __init__(self, path, key: bytes, clock):
         self._path, self._key, self._clock = str(path), key, clock

@@ -185,8 +185,10 @@ def profile(app, read: list[str], check: list[str], count: int, lines: int) -> N
     event loop, as uvicorn calls it) under cProfile; print where the time goes."""
     from webui import create_app      # only here: the measured runs import no Flask in this process
     from webui.front import Front
+    from webui.group_commit import GroupCommit
 
-    front = Front(create_app({"APPLIANCE": app, "DATA_DIR": app.data_dir}))
+    # One link after another: each commit at once, not 10 ms after the last one started.
+    front = Front(create_app({"APPLIANCE": app, "DATA_DIR": app.data_dir}), GroupCommit(gather_seconds=0))
 
     async def opened(paths: list[str]) -> None:
         for path in paths:

@@ -61,10 +61,10 @@ def create_front():
 class Front:
     """The ASGI app: guardians' links answered from the pages kept ready here, everything else through Flask."""
 
-    def __init__(self, flask_app):
+    def __init__(self, flask_app, commits: GroupCommit | None = None):
         self.flask_app = flask_app
         self.flask = WSGIMiddleware(flask_app, workers=FLASK_THREADS)
-        self.commits = GroupCommit()
+        self.commits = commits or GroupCommit()
         # Which view a path is, to find the long ones (the name is not matched: the map has no host rules).
         self._urls = flask_app.url_map.bind("front")
         self._off_loop = off_loop_endpoints(flask_app)

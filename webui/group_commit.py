@@ -36,8 +36,8 @@ Write = tuple[Insert, list[tuple]]
 # The least time between the starts of two of a worker's transactions. Each commit costs the write lock,
 # a WAL append of every page it changed, and the next read of every other connection a cold page cache.
 # Committing as soon as the last one was done, a burst's transactions held ~3 writes each (5,400 a worker
-# in 20 s of bench/guardian_burst.py); gathered for 10 ms, ~12 (1,700), and a CoCo-net opening took ~15%
-# less of the machine. A write waits at most this much longer; a lone one does not wait.
+# in 20 s bursts of bench/guardian_burst.py); gathered for 10 ms, ~12 (1,700), and a CoCo-net opening took
+# ~15% less of the machine. A write waits at most this much longer; a lone one does not wait.
 GATHER_SECONDS = 0.01
 
 
@@ -54,7 +54,8 @@ def before_answer(insert: Insert, rows: list[tuple]) -> None:
 class GroupCommit:
     """One writer thread per worker, committing the writes that wait, all together."""
 
-    def __init__(self):
+    def __init__(self, gather_seconds: float = GATHER_SECONDS):
+        self._gather = gather_seconds
         self._waiting: list[tuple[list[Write], asyncio.Future]] = []     # a request's writes, its answer
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="group-commit")
         self._committing: asyncio.Task | None = None
@@ -73,7 +74,7 @@ class GroupCommit:
         loop = asyncio.get_running_loop()
         try:
             while self._waiting:
-                await asyncio.sleep(self._started + GATHER_SECONDS - loop.time())   # no wait if past
+                await asyncio.sleep(self._started + self._gather - loop.time())   # if past: a turn of the loop
                 self._started = loop.time()
                 batch, self._waiting = self._waiting, []
                 try:
