@@ -4,6 +4,8 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -206,3 +208,20 @@ def families(app):
     """A school with two families and a message with a survey (tests/unit/guardian_fixtures.py)."""
     from tests.unit.guardian_fixtures import make_families    # here: guardian_fixtures imports this module
     return make_families(app)
+
+
+@contextmanager
+def statements_sent() -> Iterator[list]:
+    """The statements peewee sends while the block runs (its query events: ``.sql``, ``.params``)."""
+    statements = []
+    hooks = db.database.obj.query_hooks
+    hooks.append(statements.append)
+    try:
+        yield statements
+    finally:
+        hooks.remove(statements.append)
+
+
+def query_plan(sql: str, params=()) -> list[str]:
+    """SQLite's plan for a statement, one line per step (EXPLAIN QUERY PLAN)."""
+    return [row[3] for row in db.database.execute_sql("EXPLAIN QUERY PLAN " + sql, params)]

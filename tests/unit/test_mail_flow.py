@@ -5,14 +5,14 @@ from email import message_from_bytes, policy
 
 import pytest
 
-from appliance import contacts, db, deliveries, tokens
+from appliance import contacts, deliveries, tokens
 from appliance.config import load_config
 from appliance.guardians import add_guardian
 from appliance.messages import create_message
 from appliance.models import Delivery, DeliveryResult, Guardian, Message
 from appliance.schools import add_school
 from mta.smtp import SmtpReply
-from tests.conftest import add_students
+from tests.conftest import add_students, query_plan, statements_sent
 from tests.unit.mta_fakes import FakeConnector, deliver
 
 
@@ -142,14 +142,10 @@ def test_fresh_mail_is_claimed_before_retries(app, school, clock):
 def test_a_claim_reads_the_head_of_the_queue_index_without_sorting(app, school):
     """At 160,000 due rows a sorting claim took 184 ms each (bench/blast.py --profile)."""
     _send(app, school)
-    statements = []
-    db.database.obj.query_hooks.append(statements.append)
-    try:
+    with statements_sent() as statements:
         deliveries.claim_due(app, "email", 10)
-    finally:
-        db.database.obj.query_hooks.remove(statements.append)
     claim = next(s for s in statements if s.sql.startswith('UPDATE "delivery"'))
-    plan = [row[3] for row in db.database.execute_sql("EXPLAIN QUERY PLAN " + claim.sql, claim.params)]
+    plan = query_plan(claim.sql, claim.params)
     assert any("USING INDEX delivery_queue" in step for step in plan)
     assert not any("TEMP B-TREE" in step for step in plan)
 
@@ -157,12 +153,8 @@ def test_a_claim_reads_the_head_of_the_queue_index_without_sorting(app, school):
 def test_the_health_checks_count_of_due_mail_reads_only_the_pending_deliveries(app, school):
     """/healthz counts due mail: a scan of every delivery ever made would grow with the appliance's history."""
     _send(app, school)
-    statements = []
-    db.database.obj.query_hooks.append(statements.append)
-    try:
+    with statements_sent() as statements:
         assert deliveries.count_due(app) > 0
-    finally:
-        db.database.obj.query_hooks.remove(statements.append)
     count = next(s for s in statements if s.sql.startswith("SELECT COUNT"))
-    plan = [row[3] for row in db.database.execute_sql("EXPLAIN QUERY PLAN " + count.sql, count.params)]
+    plan = query_plan(count.sql, count.params)
     assert any("USING INDEX delivery_queue" in step or "USING COVERING INDEX delivery_queue" in step for step in plan)

@@ -13,6 +13,7 @@ from appliance.models import (
 from appliance.schools import add_school
 from appliance.staff import add_staff_user
 from appliance.targeting import UnknownGroups
+from tests.conftest import query_plan, statements_sent
 
 
 @pytest.fixture
@@ -71,14 +72,10 @@ def test_snapshot_has_a_recipient_per_guardian_and_a_delivery_per_active_contact
 
 def test_deliveries_are_found_by_walking_the_recipients(app, school):
     """The join order that keeps a whole-school snapshot fast without table statistics (bench/resolve.py)."""
-    statements = []
-    db.database.obj.query_hooks.append(statements.append)
-    try:
+    with statements_sent() as statements:
         send(app, school)
-    finally:
-        db.database.obj.query_hooks.remove(statements.append)
     insert = next(s for s in statements if s.sql.startswith('INSERT INTO "delivery"'))
-    plan = [row[3] for row in db.database.execute_sql("EXPLAIN QUERY PLAN " + insert.sql, insert.params)]
+    plan = query_plan(insert.sql, insert.params)
     walk = [step for step in plan if step.startswith(("SCAN t", "SEARCH t"))]
     assert "recipient" in walk[0]
     # A routine message reads each recipient's quiet hours by the guardian's key, once per recipient.

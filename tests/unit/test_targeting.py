@@ -9,6 +9,7 @@ from appliance.schools import add_school
 from appliance.targeting import (
     MAX_DEPTH, MAX_LENGTH, MAX_TERMS, All, And, Grade, InGroup, Not, Or, RuleError, SchoolClass,
     UnknownGroups, count_audience, guardian_query, parse_rule, student_query)
+from tests.conftest import query_plan, statements_sent
 
 G3, G4 = Grade(3), Grade(4)
 SOCCER = InGroup("club", "soccer")
@@ -209,13 +210,8 @@ def test_unknown_groups_are_named_together(roster):
 
 def count_statements(action) -> int:
     """Run action and return how many SQL statements it sent."""
-    statements = []
-    hooks = db.database.obj.query_hooks
-    hooks.append(statements.append)
-    try:
+    with statements_sent() as statements:
         action()
-    finally:
-        hooks.remove(statements.append)
     return len(statements)
 
 
@@ -253,5 +249,5 @@ def test_a_class_is_found_through_the_enrolled_seat_index(app):
     guarantee on, or the condition bound in some other form SQLite cannot match, a class became a scan."""
     school = make_school(app, "IDX", 5)
     sql, params = student_query(school, parse_rule("class:2-1")).sql()
-    plan = [row[3] for row in db.database.execute_sql("EXPLAIN QUERY PLAN " + sql, params)]
+    plan = query_plan(sql, params)
     assert any("student_enrolled_seat" in step for step in plan), plan
