@@ -3,7 +3,7 @@ mailed links, a portal session), shared by the guardian-side tests."""
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 
-from appliance import tokens
+from appliance import coconet, tokens
 from appliance.guardians import add_guardian
 from appliance.messages import Question, create_message
 from appliance.models import Guardian, Message
@@ -28,6 +28,11 @@ class Families:
     def link(self, app, guardian, message=None) -> str:
         """The path of a guardian's read link for the message."""
         return f"/r/{issued_token(app, 'read', guardian.id, (message or self.message).id)}"
+
+    def open_earthquake(self, app):
+        """An earthquake event opened at the families' school (CoCo-net on), without a first notice."""
+        return coconet.open_event(app, self.school, kind="earthquake", title="地震", body="体育館で待機しています。",
+                                  send_notice=False, actor="test")
 
 
 def make_families(app, **message_options) -> Families:

@@ -311,8 +311,7 @@ def test_head_is_answered_by_flask_without_a_body_and_records_no_read(front, fla
 @pytest.fixture
 def event(app, families):
     """An event open at the families' school."""
-    return coconet.open_event(app, families.school, kind="earthquake", title="地震", body="体育館で待機しています。",
-                              send_notice=False, actor="test")
+    return families.open_earthquake(app)
 
 
 @pytest.fixture

@@ -33,8 +33,7 @@ def prepares():
 
 
 def test_a_tap_and_a_coconet_opening_prepare_nothing_the_second_time(app, families, prepares):
-    event = coconet.open_event(app, families.school, kind="earthquake", title="地震", body="体育館で待機しています。",
-                               send_notice=False, actor="test")
+    event = families.open_earthquake(app)
     coconet.post_notice(app, event, "正門で引き渡します。", actor="test")
     [jiro] = GuardianLink.select().where(GuardianLink.guardian == families.hanako.id)
     coconet.record_pickup(app, event, jiro.student, guardian_id=families.hanako.id, actor="test")   # its pickup read
