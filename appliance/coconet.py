@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections import Counter, OrderedDict, defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -338,10 +338,11 @@ def guardian_links(app, guardian_ids: Iterable[str]) -> dict[str, str]:
 # Plain SQL (db.fetch): every guardian may open this page within a minute, while mail goes out. One
 # statement reads what a link shows: the guardian, each approved enrolled child with its school's open event
 # (one at most: coconet_event_open), the child's newest state, the guardian's newest confirmation and reply in
-# that event, and how many notices the event has and its newest one's id; the notices' text is kept per
-# worker with those two (facts are only added, so they name the list). One row per child; a guardian
+# that event, and how many notices the event has; the notices' text is kept per worker with that count
+# (notices are facts, only ever added, so the count names the list). One row per child; a guardian
 # without children has one row, its child and event NULL. One statement is one read transaction: no
-# BEGIN and COMMIT around it (through peewee they cost an opening ~10% during a burst).
+# BEGIN and COMMIT around it (through peewee they cost an opening ~10% during a burst). Only the pickups
+# of children handed over, and the notices when their count changed, are read by statements of their own.
 _LINK_VIEW = (
     "SELECT g.id, g.name, g.locale, s.id, s.name, s.grade, s.class_name, e.id, e.title, e.opened_at, sc.name,"
     " st.state, st.place, st.note, st.actor, st.at,"
@@ -349,8 +350,7 @@ _LINK_VIEW = (
     "  AND c.kind = 'confirm'),"
     " (SELECT c.body FROM coconet_check c WHERE c.event_id = e.id AND c.guardian_id = g.id AND c.kind = 'reply'"
     "  ORDER BY c.at DESC, c.id DESC LIMIT 1),"
-    " (SELECT count(*) FROM coconet_notice n WHERE n.event_id = e.id),"
-    " (SELECT max(n.id) FROM coconet_notice n WHERE n.event_id = e.id)"
+    " (SELECT count(*) FROM coconet_notice n WHERE n.event_id = e.id)"
     " FROM capability_token t JOIN guardian g ON g.id = t.guardian_id"
     " LEFT JOIN guardian_link l ON l.guardian_id = g.id AND l.status = 'approved'"
     " LEFT JOIN student s ON s.id = l.student_id AND s.status = 'enrolled'"
@@ -360,12 +360,12 @@ _LINK_VIEW = (
     "  AND x.student_id = s.id ORDER BY x.at DESC, x.id DESC LIMIT 1)"
     " WHERE t.token_hash = {p} AND t.scope = 'coconet' AND t.expires_at > {p}"
     " ORDER BY e.opened_at DESC, e.id, s.grade DESC, s.class_name, s.number")
-# The newest notices with the count and newest id they were read with (a notice may come in meanwhile).
-_NOTICES = ("SELECT body, at, (SELECT count(*) FROM coconet_notice WHERE event_id = {p}),"
-            " (SELECT max(id) FROM coconet_notice WHERE event_id = {p}) FROM coconet_notice WHERE event_id = {p}"
+# The newest notices with the count they were read with (a notice may come in meanwhile).
+_NOTICES = ("SELECT body, at, (SELECT count(*) FROM coconet_notice WHERE event_id = {p})"
+            " FROM coconet_notice WHERE event_id = {p}"
             f" ORDER BY at DESC, id DESC LIMIT {NOTICES_SHOWN}")    # a literal: a bound LIMIT is planned anew
-NOTICE_LISTS_KEPT = 256        # events whose notices a worker keeps, the least recently shown going first
-_notices_kept: OrderedDict[str, tuple[int, str | None, tuple[NoticeView, ...]]] = OrderedDict()
+NOTICE_LISTS_KEPT = 256        # events whose notices a worker keeps (all forgotten on reaching it)
+_notices_kept: dict[str, tuple[int, tuple[NoticeView, ...]]] = {}      # event -> (count, newest notices)
 
 
 def link_view(app, token: str) -> GuardianView | None:
@@ -385,11 +385,11 @@ def _link_view(rows: list[tuple]) -> GuardianView:
     children: dict[str, list[ChildView]] = defaultdict(list)
     handed_over: dict[str, list[tuple[int, str]]] = defaultdict(list)      # event -> (child's place, student)
     for (_, _, _, student_id, child, grade, class_name, event_id, title, opened_at, school_name,
-         state, place, note, actor, state_at, confirmed_at, reply, notice_count, newest) in rows:
+         state, place, note, actor, state_at, confirmed_at, reply, notice_count) in rows:
         if event_id is None:        # not a child of the guardian's, or no open event at the child's school
             continue
         if event_id not in events:
-            count, shown_notices = _event_notices(event_id, notice_count, newest)
+            count, shown_notices = _event_notices(event_id, notice_count)
             events[event_id] = EventView(
                 event_id, title, _utc(opened_at), school_name, (), shown_notices, max(count - NOTICES_SHOWN, 0),
                 _utc(confirmed_at) if confirmed_at else None, reply or "")
@@ -405,19 +405,17 @@ def _link_view(rows: list[tuple]) -> GuardianView:
                         tuple(event._replace(children=tuple(children[event_id])) for event_id, event in events.items()))
 
 
-def _event_notices(event_id: str, count: int, newest: str | None) -> tuple[int, tuple[NoticeView, ...]]:
-    """How many notices the event has and the newest of them, kept per worker while the count and newest id
-    the link's statement read are those they were read with (else read again: one may have come in)."""
+def _event_notices(event_id: str, count: int) -> tuple[int, tuple[NoticeView, ...]]:
+    """How many notices the event has and the newest of them, kept per worker while the count the link's
+    statement read is the one they were read with (else read again: one has come in)."""
     kept = _notices_kept.get(event_id)
-    if kept is None or kept[:2] != (count, newest):
-        rows = db.fetch(_NOTICES, (event_id, event_id, event_id)) if count else []
-        kept = ((rows[0][2], rows[0][3]) if rows else (0, None)) + (
-            tuple(NoticeView(body, _utc(at)) for body, at, _, _ in rows),)
+    if kept is None or kept[0] != count:
+        rows = db.fetch(_NOTICES, (event_id, event_id)) if count else []
+        kept = (rows[0][2] if rows else 0, tuple(NoticeView(body, _utc(at)) for body, at, _ in rows))
+        if len(_notices_kept) >= NOTICE_LISTS_KEPT:     # a site has an open event a school at most
+            _notices_kept.clear()
         _notices_kept[event_id] = kept
-        while len(_notices_kept) > NOTICE_LISTS_KEPT:
-            _notices_kept.popitem(last=False)
-    _notices_kept.move_to_end(event_id)
-    return kept[0], kept[2]
+    return kept
 
 
 def record_check(app, view: GuardianView, kind: str, *, event_id: str | None = None, body: str = "") -> int:

@@ -201,14 +201,15 @@ def profile(app, read: list[str], check: list[str], count: int, lines: int) -> N
             started = time.perf_counter()
             asyncio.run(opened(timed))
             plain = (time.perf_counter() - started) / len(timed)
+            profiled = paths[:count]
             profiler = cProfile.Profile()
             started = time.perf_counter()
             profiler.enable()
-            asyncio.run(opened(paths[:count]))
+            asyncio.run(opened(profiled))
             profiler.disable()
             wall = time.perf_counter() - started
             print(f"\n=== {label}: in-process {plain * 1000:.2f} ms a request ({len(timed)} requests, first reads, "
-                  f"each waiting for its own commit); under cProfile {wall / count * 1000:.2f} ms (the event "
+                  f"each waiting for its own commit); under cProfile {wall / len(profiled) * 1000:.2f} ms (the event "
                   "loop's thread only: the inserts run on the group commit's writer thread) ===")
             stats = pstats.Stats(profiler)
             stats.sort_stats("cumulative").print_stats(lines)

@@ -11,7 +11,8 @@ request is answered:
   appliance/coconet.py), its read report is committed together with the others waiting
   (webui/group_commit.py), and the page is filled in with the guardian's own values.
   Anything else about such a link (an unknown, expired or limited link, a guardian who
-  answered or replied, a page not kept yet, a conditional request, a failed commit) goes
+  answered or replied, a page not kept yet, a conditional request other than
+  If-None-Match, a failed commit) goes
   to Flask, which decides and renders as always: the front only ever repeats what Flask
   rendered.
 - Every other request without a body (GET, HEAD) is run by Flask in the loop, one at a
@@ -68,7 +69,7 @@ class Front:
         # Which view a path is, to find the long ones (the name is not matched: the map has no host rules).
         self._urls = flask_app.url_map.bind("front")
         self._off_loop = off_loop_endpoints(flask_app)
-        self._headers: dict[tuple[str, str], list[tuple[bytes, bytes]]] = {}
+        self._headers: dict[tuple[str, str, bool], list[tuple[bytes, bytes]]] = {}
         self._lines: list[str] = []
 
     async def __call__(self, scope, receive, send):
@@ -78,13 +79,12 @@ class Front:
                 if scope["method"] not in ("GET", "HEAD"):
                     await self.flask(scope, receive, sent)
                 elif (ready := await self._ready(scope)) is not None:
-                    headers = self._headers_of(ready)
                     if _unchanged(ready, scope):     # as Flask's make_conditional: 304 without entity headers
-                        headers = [(name, value) for name, value in headers if not is_entity_header(name.decode())]
+                        headers = self._headers_of(ready, entity=False)
                         await sent({"type": "http.response.start", "status": 304, "headers": headers})
                         await sent({"type": "http.response.body", "body": b""})
                     else:
-                        await sent({"type": "http.response.start", "status": 200, "headers": headers})
+                        await sent({"type": "http.response.start", "status": 200, "headers": self._headers_of(ready)})
                         await sent({"type": "http.response.body", "body": ready.body})
                 elif self._runs_off_loop(scope):
                     await self.flask(scope, receive, sent)
@@ -120,17 +120,20 @@ class Front:
             return False
         return endpoint in self._off_loop
 
-    def _headers_of(self, ready: Ready) -> list[tuple[bytes, bytes]]:
+    def _headers_of(self, ready: Ready, *, entity: bool = True) -> list[tuple[bytes, bytes]]:
         """The headers Flask gives the same page: the app's, then a private page's (kept per language and
-        style), then the page's own. Not Flask's Vary: Cookie (it looks for a staff session on every request,
-        and a staff member's browser gets no-store); uvicorn dates every answer."""
-        kind = ready.locale, ready.inline_style
+        style), then the page's own; ``entity=False``: without the entity headers, as its 304 has them. Not
+        Flask's Vary: Cookie (it looks for a staff session on every request, and a staff member's browser gets
+        no-store); uvicorn dates every answer."""
+        kind = ready.locale, ready.inline_style, entity
         if kind not in self._headers:
             named = {"Content-Type": "text/html; charset=utf-8", **SECURITY_HEADERS,
                      **capability.private_header_items(ready.locale, inline_style=ready.inline_style)}
-            self._headers[kind] = [(name.lower().encode(), value.encode()) for name, value in named.items()]
+            self._headers[kind] = [(name.lower().encode(), value.encode()) for name, value in named.items()
+                                   if entity or not is_entity_header(name)]
         own = [(b"etag", quote_etag(ready.etag).encode())] if ready.etag else []
-        return [*self._headers[kind], *own, (b"content-length", str(len(ready.body)).encode())]
+        length = [(b"content-length", str(len(ready.body)).encode())] if entity else []
+        return [*self._headers[kind], *own, *length]
 
     def _log(self, line: str) -> None:
         """Write the access log's lines of a turn of the loop as one record: one each cost a tap ~10%."""

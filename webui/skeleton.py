@@ -72,7 +72,8 @@ class Skeleton:
 class Skeletons:
     """The skeletons a worker keeps, by key (the least recently used go past `size`); shared by its threads.
 
-    A CoCo-net event makes a shape per combination of a family's children's states, notes and checks.
+    A CoCo-net event makes a shape per combination of a family's children's states (and whether each has a
+    place, a note, a pickup) and of the guardian's confirmation and reply being there or not.
     """
 
     def __init__(self, size: int = 1024):

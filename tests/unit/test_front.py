@@ -14,7 +14,7 @@ from appliance.guardians import add_guardian
 from appliance.schools import add_school
 from appliance.models import CoconetCheck, Guardian, GuardianLink, Receipt, SurveyAnswer
 from tests.conftest import add_students
-from tests.unit.guardian_fixtures import coconet_path, form_token
+from tests.unit.guardian_fixtures import coconet_path, form_token, issued_token
 from webui.capability import form_token as link_form_token
 from webui.coconet import guardian as coconet_views
 from webui import group_commit
@@ -389,7 +389,7 @@ def test_a_page_filled_from_its_shape_is_the_page_rendered_for_the_guardian(app,
     coconet.record_pickup(app, event, kids[1], adult_name="<祖母> & 叔父", actor="test")
     coconet.set_states(app, flood, [far], "evacuated", place="公園 & 駅", actor="test")
     coconet.post_notice(app, event, "<b>\"正門\"</b> & 'どうぞ'", actor="test")
-    token = token_of(coconet_path(app, guardian.id))
+    token = issued_token(app, "coconet", guardian.id, None)
     coconet.record_check(app, coconet.link_view(app, token), "confirm", event_id=event.id)
     coconet.record_check(app, coconet.link_view(app, token), "reply", event_id=flood.id, body="<17時> & 迎え")
     for locale in ("ja", "en"):

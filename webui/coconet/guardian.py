@@ -49,7 +49,7 @@ def guardian_show(token: str):
     view = _view(token)
     if request.method == "GET" and (rows := coconet.check_rows(g.appliance, view, "open")):
         before_answer(coconet.insert_checks, rows)
-    body = ready_page(current_app, view, token) or _keep_ready(view, token)
+    body = _keep_ready(view, token)
     response = capability.private_headers(make_response(body), view.locale, inline_style=INLINE_CSS)
     response.set_etag(generate_etag(body))
     return response.make_conditional(request)
@@ -112,12 +112,15 @@ def ready_page(flask_app, view: coconet.GuardianView, token: str) -> bytes | Non
 
 
 def _keep_ready(view: coconet.GuardianView, token: str) -> bytes:
+    """The guardian's page from the skeleton kept for its shape, rendered and kept first if there is none."""
     shape, values = _personal_values(view)
-
-    def render(marker: dict[str, str]) -> str:
-        return _html(_personal(view, lambda slot, value: marker[slot]), marker["token"], marker["form_token"])
-    skeleton = Skeleton.render(render, [*values, "token", "form_token"])
-    current_app.extensions["ready_pages"].put(shape, skeleton)
+    ready_pages = current_app.extensions["ready_pages"]
+    skeleton = ready_pages.get(shape)
+    if skeleton is None:
+        def render(marker: dict[str, str]) -> str:
+            return _html(_personal(view, lambda slot, value: marker[slot]), marker["token"], marker["form_token"])
+        skeleton = Skeleton.render(render, [*values, "token", "form_token"])
+        ready_pages.put(shape, skeleton)
     return _fill(current_app, skeleton, values, token)
 
 
