@@ -337,7 +337,8 @@ def guardian_links(app, guardian_ids: Iterable[str]) -> dict[str, str]:
 
 # Plain SQL (db.fetch): every guardian may open this page within a minute, while mail goes out. One
 # statement reads what a link shows: the guardian, each approved enrolled child with its school's open event
-# (one at most: coconet_event_open), the child's newest state, the guardian's newest confirmation and reply in
+# (one at most: coconet_event_open), the child's newest state (the last entry of its index, the row
+# found by rowid: one b-tree, not the key's two), the guardian's newest confirmation and reply in
 # that event, and how many notices the event has; the notices' text is kept per worker with that count
 # (notices are facts, only ever added, so the count names the list). One row per child; a guardian
 # without children has one row, its child and event NULL. One statement is one read transaction: no
@@ -356,7 +357,7 @@ _LINK_VIEW = (
     " LEFT JOIN student s ON s.id = l.student_id AND s.status = 'enrolled'"
     " LEFT JOIN coconet_event e ON e.school_id = s.school_id AND e.closed_at IS NULL"
     " LEFT JOIN school sc ON sc.id = e.school_id"
-    " LEFT JOIN coconet_state st ON st.id = (SELECT x.id FROM coconet_state x WHERE x.event_id = e.id"
+    " LEFT JOIN coconet_state st ON st.rowid = (SELECT x.rowid FROM coconet_state x WHERE x.event_id = e.id"
     "  AND x.student_id = s.id ORDER BY x.at DESC, x.id DESC LIMIT 1)"
     " WHERE t.token_hash = {p} AND t.scope = 'coconet' AND t.expires_at > {p}"
     " ORDER BY e.opened_at DESC, e.id, s.grade DESC, s.class_name, s.number")

@@ -8,6 +8,7 @@ import pytest
 
 from appliance import coconet, db, message_page
 from appliance.models import GuardianLink
+from tests.conftest import query_plan
 from tests.unit.guardian_fixtures import issued_token
 
 
@@ -52,3 +53,12 @@ def test_a_tap_and_a_coconet_opening_prepare_nothing_the_second_time(app, famili
     for guardian in (families.taro, families.hanako):
         guardian_requests(guardian)
     assert prepares.count == 0
+
+
+def test_a_coconet_opening_sorts_nothing_per_child(app):
+    """A child's newest state and a guardian's newest reply are the last entries of their indexes; the one
+    sort left puts the guardian's children in class order."""
+    plan = query_plan(db._statement(coconet._LINK_VIEW, db.database.param), (b"", ""))
+    assert [step for step in plan if "TEMP B-TREE" in step] == ["USE TEMP B-TREE FOR ORDER BY"]
+    assert any(step.startswith("SEARCH x USING COVERING INDEX coconet_state_student") for step in plan)
+    assert any(step.startswith("SEARCH st USING INTEGER PRIMARY KEY") for step in plan)
