@@ -382,28 +382,28 @@ def link_view(app, token: str) -> GuardianView | None:
 
 def _link_view(rows: list[tuple]) -> GuardianView:
     guardian_id, name, locale = rows[0][:3]
-    events: dict[str, EventView] = {}           # in the statement's order, children still to come
-    children: dict[str, list[ChildView]] = defaultdict(list)
-    handed_over: dict[str, list[tuple[int, str]]] = defaultdict(list)      # event -> (child's place, student)
-    for (_, _, _, student_id, child, grade, class_name, event_id, title, opened_at, school_name,
-         state, place, note, actor, state_at, confirmed_at, reply, notice_count) in rows:
-        if event_id is None:        # not a child of the guardian's, or no open event at the child's school
-            continue
-        if event_id not in events:
-            count, shown_notices = _event_notices(event_id, notice_count)
-            events[event_id] = EventView(
-                event_id, title, _utc(opened_at), school_name, (), shown_notices, max(count - NOTICES_SHOWN, 0),
-                _utc(confirmed_at) if confirmed_at else None, reply or "")
-        if state == "handed_over":
-            handed_over[event_id].append((len(children[event_id]), student_id))
-        children[event_id].append(ChildView(
-            child, grade, class_name, ChildState(state, place, note, actor, _utc(state_at)) if state else None, None))
-    for event_id, collected in handed_over.items():
-        pickups = latest_pickups(event_id, [student_id for _, student_id in collected])
-        for index, student_id in collected:
-            children[event_id][index] = children[event_id][index]._replace(pickup=pickups.get(student_id))
-    return GuardianView(guardian_id, name, locale,
-                        tuple(event._replace(children=tuple(children[event_id])) for event_id, event in events.items()))
+    by_event: dict[str, list[tuple]] = {}       # in the statement's order
+    for row in rows:
+        if row[7] is not None:      # else not a child of the guardian's, or no open event at the child's school
+            by_event.setdefault(row[7], []).append(row)
+    return GuardianView(guardian_id, name, locale, tuple(map(_event_view, by_event.values())))
+
+
+def _event_view(rows: list[tuple]) -> EventView:
+    """One event of a guardian's link from its rows (one a child), with its notices and the pickups of children
+    handed over."""
+    event_id, title, opened_at, school_name = rows[0][7:11]
+    confirmed_at, reply, notice_count = rows[0][16:]
+    count, notices = _event_notices(event_id, notice_count)
+    handed_over = [row[3] for row in rows if row[11] == "handed_over"]
+    pickups = latest_pickups(event_id, handed_over) if handed_over else {}
+    children = tuple(
+        ChildView(child, grade, class_name, ChildState(state, place, note, actor, _utc(state_at)) if state else None,
+                  pickups.get(student_id) if state == "handed_over" else None)
+        for (_, _, _, student_id, child, grade, class_name, _, _, _, _, state, place, note, actor, state_at, _, _, _)
+        in rows)
+    return EventView(event_id, title, _utc(opened_at), school_name, children, notices, max(count - NOTICES_SHOWN, 0),
+                     _utc(confirmed_at) if confirmed_at else None, reply or "")
 
 
 def _event_notices(event_id: str, count: int) -> tuple[int, tuple[NoticeView, ...]]:
