@@ -439,16 +439,16 @@ def check_rows(app, view: GuardianView, kind: str, *, event_id: str | None = Non
             raise NotFound("この災害対応は終了したか、見つかりません")
         event_ids = [event_id]
     body = _text(body, MAX_REPLY, "返信", required=kind == "reply") if kind == "reply" else ""
-    now = app.clock.now()
-    return [(uuid7(), eid, view.guardian_id, kind, body, app.site, now) for eid in event_ids]
+    now, site = CoconetCheck.at.db_value(app.clock.now()), app.site     # as stored: an opening's rows are not converted
+    return [(uuid7(), eid, view.guardian_id, kind, body, site, now) for eid in event_ids]
 
 
 def insert_checks(rows: list[tuple]) -> None:
-    """Inside the caller's write transaction: insert read reports made by :func:`check_rows`.
+    """Inside the caller's write transaction: insert read reports made by :func:`check_rows` (values as stored).
 
     The web front commits the openings of many guardians in one transaction (webui/group_commit.py).
     """
-    db.insert_rows(CoconetCheck, _CHECK_FIELDS, rows)
+    db.insert_rows(CoconetCheck, _CHECK_FIELDS, rows, converted=True)
 
 
 # --- the school's dashboard -------------------------------------------------------------------
