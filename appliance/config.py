@@ -44,6 +44,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "web": {
         "bind": "127.0.0.1:8080",
         "workers": 2,
+        "pin_workers": True,        # each worker on a CPU of its own (webui/cpu_pinning.py)
         "base_url": "http://127.0.0.1:8080",
         "secret_key": "",           # empty: read from keys.web_secret
     },

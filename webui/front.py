@@ -37,7 +37,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.http import is_entity_header, parse_etags, quote_etag
 
 from appliance import tokens
-from webui import SECURITY_HEADERS, access_log, capability, create_app
+from webui import SECURITY_HEADERS, access_log, capability, cpu_pinning, create_app
 from webui.coconet import guardian as coconet_views
 from webui.group_commit import WRITES, GroupCommit
 from webui.guardian import message as message_views
@@ -201,7 +201,8 @@ class _Sent:
 class Worker(UvicornWorker):
     """gunicorn's worker for the front (``--worker-class webui.front.Worker``): uvicorn's, with the front's
     access log (gunicorn's handlers, links redacted) instead of uvicorn's, which would log every link's token,
-    and the client address as the connection gives it (no proxy before us rewrites it)."""
+    and the client address as the connection gives it (no proxy before us rewrites it); on a CPU of its own
+    when the master chose one (webui/cpu_pinning.py)."""
 
     CONFIG_KWARGS = {**UvicornWorker.CONFIG_KWARGS, "lifespan": "off", "access_log": False,
                      "proxy_headers": False, "server_header": False}
@@ -211,3 +212,7 @@ class Worker(UvicornWorker):
         _log.handlers = self.log.access_log.handlers
         _log.setLevel(logging.INFO)
         _log.propagate = False
+
+    def init_process(self) -> None:
+        cpu_pinning.pin(self)       # before the app starts a thread: they all run where the worker runs
+        super().init_process()

@@ -1,7 +1,9 @@
 """The front under gunicorn as `appliance web` runs it: a burst of first taps, each on a connection of its own."""
 import json
+import os
 import re
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from appliance import tokens
 from appliance.models import Guardian, Receipt, Recipient
@@ -23,6 +25,7 @@ def test_a_burst_of_first_taps_is_answered_and_every_read_is_kept_and_no_link_lo
         names = dict(Guardian.select(Guardian.id, Guardian.name).tuples())     # every demo guardian reads Japanese
     links = [tokens.token_url(app, "read", issued[pair]) for pair in pairs]
     site.serve_web()
+    _assert_each_worker_runs_on_a_cpu_of_its_own(site.server.pid)
 
     with ThreadPoolExecutor(16) as pool:       # the first tap makes the page ready; the rest come at once
         answers = [(status, body.decode()) for status, body in pool.map(http_get, links)]
@@ -37,3 +40,16 @@ def test_a_burst_of_first_taps_is_answered_and_every_read_is_kept_and_no_link_lo
     taps = [line for line in log.splitlines() if '"GET /r/… HTTP/1.1" 200' in line]
     assert len(taps) == len(links)
     assert not [token for token in issued.values() if token in log]
+
+
+def _assert_each_worker_runs_on_a_cpu_of_its_own(master: int) -> None:
+    """Every thread of a worker on the worker's one CPU, and (with as many CPUs) no two workers on the same."""
+    workers = [int(pid) for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split()]
+    assert len(workers) == 2
+    cpus = []
+    for worker in workers:
+        threads = {frozenset(os.sched_getaffinity(int(tid))) for tid in os.listdir(f"/proc/{worker}/task")}
+        assert len(threads) == 1 and len(next(iter(threads))) == 1, threads
+        cpus.append(next(iter(threads)))
+    if len(os.sched_getaffinity(0)) >= len(workers):
+        assert len(set(cpus)) == len(workers)
