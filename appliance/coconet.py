@@ -219,7 +219,8 @@ class Pickup(NamedTuple):
 
 
 # Plain SQL (db.fetch): the dashboard and the roll call read these on every refresh; a guardian's page reads
-# pickups of children handed over. Every state row of the children, oldest first, in the index's order (event, student, time):
+# pickups of children handed over. Every state row of the children, oldest first, in the index's order (event, student,
+# time, id):
 # a child has a handful, and the last one read is the newest (cheaper than a window function).
 _CURRENT_STATES = ("SELECT student_id, state, place, note, actor, at FROM coconet_state"
                    " WHERE event_id = {{p}}{only} ORDER BY student_id, at, id")
@@ -399,7 +400,7 @@ def _event_view(rows: list[tuple]) -> EventView:
     pickups = latest_pickups(event_id, handed_over) if handed_over else {}
     children = tuple(
         ChildView(child, grade, class_name, ChildState(state, place, note, actor, _utc(state_at)) if state else None,
-                  pickups.get(student_id) if state == "handed_over" else None)
+                  pickups.get(student_id))
         for (_, _, _, student_id, child, grade, class_name, _, _, _, _, state, place, note, actor, state_at, _, _, _)
         in rows)
     return EventView(event_id, title, _utc(opened_at), school_name, children, notices, max(count - NOTICES_SHOWN, 0),
@@ -428,7 +429,7 @@ def record_check(app, view: GuardianView, kind: str, *, event_id: str | None = N
 
 
 def check_rows(app, view: GuardianView, kind: str, *, event_id: str | None = None, body: str = "") -> list[tuple]:
-    """Validate a guardian's read report and return its rows, for :func:`insert_checks`."""
+    """Validate a guardian's read report and return its rows as stored, for :func:`insert_checks`."""
     if kind not in CHECK_KINDS:
         raise InvalidInput(f"確認の種類が不明です: {kind!r}")
     if kind == "open":
@@ -439,7 +440,7 @@ def check_rows(app, view: GuardianView, kind: str, *, event_id: str | None = Non
             raise NotFound("この災害対応は終了したか、見つかりません")
         event_ids = [event_id]
     body = _text(body, MAX_REPLY, "返信", required=kind == "reply") if kind == "reply" else ""
-    now, site = CoconetCheck.at.db_value(app.clock.now()), app.site     # as stored: an opening's rows are not converted
+    now, site = CoconetCheck.at.db_value(app.clock.now()), app.site     # as stored: insert_checks converts nothing
     return [(uuid7(), eid, view.guardian_id, kind, body, site, now) for eid in event_ids]
 
 

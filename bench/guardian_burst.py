@@ -1,13 +1,14 @@
 """Benchmark: a burst of guardians opening their links (/r/<token> read reports, /c/<token> CoCo-net) under gunicorn.
 
-Run with ``.venv/bin/python bench/guardian_burst.py [--with-blast] [--workers N] [--keep-alive]``.
+Run with ``.venv/bin/python bench/guardian_burst.py [--with-blast] [--workers N] [--unpinned] [--keep-alive]``.
 In a throw-away data dir it seeds 40,000 guardians in ``--schools`` schools
 (``bench/webui_latency.py``'s ``seed``, with signed-in staff at the first school), then plays
 a regional earthquake: every school sends a message to all its guardians and opens a CoCo-net
 event with every class marked protected and a few notices. It issues a read token per
 guardian (``tokens.issue_tokens``) and a CoCo-net link per guardian
 (``coconet.guardian_links``), and starts gunicorn as ``appliance web`` does
-(``gunicorn_command``: the front's worker, webui/front.py; ``--workers`` changes their number).
+(``gunicorn_command``: the front's worker, webui/front.py, a CPU each; ``--workers`` changes their number,
+``--unpinned`` leaves them to the scheduler).
 
 The load generator is wrk (Debian's package; ``bench/burst.lua`` gives every request a
 different guardian's link): ``--connections`` connections on ``--wrk-threads`` threads, each
@@ -268,14 +269,14 @@ def run(args: argparse.Namespace) -> None:
             profile(app, read, check, args.profile, args.profile_lines)
             return
         db.close_database()     # gunicorn's workers have the database to themselves
-        command = web_command(app, workers=args.workers)
+        command = web_command(app, workers=args.workers, pinned=not args.unpinned)
         web = serve(command, app, workdir / "web.log", bind)
         burst(bind, [read[-1], check[-1]], 4, 1, 1)       # warm every worker: templates, connections
         if args.with_blast:
             blast = Blast(args.blast_guardians)
             blast.wait_sending()
         workers = command[command.index("--workers") + 1]
-        print(f"\ngunicorn: {workers} workers (webui.front.Worker), "
+        print(f"\ngunicorn: {workers} workers (webui.front.Worker, {'unpinned' if args.unpinned else 'a CPU each'}), "
               f"wrk: {args.connections} connections on {args.wrk_threads} threads, closed loop, "
               f"{'keep-alive' if args.keep_alive else 'a connection per request'}"
               f", up to {args.seconds:g} s per burst, each request a different guardian", flush=True)
@@ -323,6 +324,8 @@ def main() -> None:
     # nothing) would flatter the figures.
     parser.add_argument("--seconds", type=float, default=14.0, help="longest a burst runs")
     parser.add_argument("--workers", type=int, default=0, help="gunicorn workers (default: [web] workers)")
+    parser.add_argument("--unpinned", action="store_true",
+                        help="leave the workers to the scheduler, as [web] pin_workers = false (to compare)")
     parser.add_argument("--keep-alive", action="store_true",
                         help="send the requests one after another on the connections (default: one per connection)")
     parser.add_argument("--staff", type=int, default=5, help="signed-in staff opening pages during each burst (0: none)")

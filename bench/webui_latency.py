@@ -111,11 +111,15 @@ def seed(data_dir: Path, args: argparse.Namespace, bind: str) -> tuple:
     return app, school.code, message.id
 
 
-def web_command(app, *, workers: int = 0) -> list[str]:
-    """The gunicorn command `appliance web` runs, with another number of workers if asked (to compare)."""
+def web_command(app, *, workers: int = 0, pinned: bool = True) -> list[str]:
+    """The gunicorn command `appliance web` runs, with another number of workers or the workers left to the
+    scheduler (as `[web] pin_workers = false`) if asked, to compare."""
     command = gunicorn_command(app)     # [python, -m, gunicorn, --workers, N, ...]
     if workers:
         command[command.index("--workers") + 1] = str(workers)
+    if not pinned:
+        at = command.index("--config")
+        del command[at:at + 2]
     return command
 
 

@@ -1,6 +1,6 @@
--- A child's newest state and a guardian's newest reply are read as the last entry of these
--- indexes: with the key's id (the tie-break of rows written in the same instant) in them, the
--- guardian's CoCo-net page and the roll call read no state row to order them.
+-- A child's newest state and a guardian's newest confirmation and reply are read as the last
+-- entries of these indexes: with the key's id (the tie-break of rows written in the same instant)
+-- in them, the guardian's CoCo-net page, the roll call and the dashboard sort nothing to find them.
 DROP INDEX coconet_state_student;
 CREATE INDEX coconet_state_student ON coconet_state (event_id, student_id, at, id);
 DROP INDEX coconet_check_event;

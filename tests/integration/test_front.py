@@ -8,7 +8,7 @@ from pathlib import Path
 from appliance import tokens
 from appliance.models import Guardian, Receipt, Recipient
 from tests.integration.browser import core
-from tests.integration.site import Site, http_get
+from tests.integration.site import Site, http_get, wait_until
 
 
 def test_a_burst_of_first_taps_is_answered_and_every_read_is_kept_and_no_link_logged(site: Site, tmp_path):
@@ -44,12 +44,13 @@ def test_a_burst_of_first_taps_is_answered_and_every_read_is_kept_and_no_link_lo
 
 def _assert_each_worker_runs_on_a_cpu_of_its_own(master: int) -> None:
     """Every thread of a worker on the worker's one CPU, and (with as many CPUs) no two workers on the same."""
-    workers = [int(pid) for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split()]
-    assert len(workers) == 2
-    cpus = []
-    for worker in workers:
-        threads = {frozenset(os.sched_getaffinity(int(tid))) for tid in os.listdir(f"/proc/{worker}/task")}
-        assert len(threads) == 1 and len(next(iter(threads))) == 1, threads
-        cpus.append(next(iter(threads)))
-    if len(os.sched_getaffinity(0)) >= len(workers):
-        assert len(set(cpus)) == len(workers)
+    def workers_cpus() -> list[set[frozenset]]:     # per worker, the CPU sets of its threads
+        workers = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+        return [{frozenset(os.sched_getaffinity(int(tid))) for tid in os.listdir(f"/proc/{worker}/task")}
+                for worker in workers]
+    # /healthz needs one worker; the other may still be starting (forked, not yet pinned).
+    wait_until(lambda: len(found := workers_cpus()) == 2 and all(len(threads) == 1 and len(next(iter(threads))) == 1
+                                                                 for threads in found), what="both workers pinned")
+    cpus = [next(iter(threads)) for threads in workers_cpus()]
+    if len(os.sched_getaffinity(0)) >= len(cpus):
+        assert len(set(cpus)) == len(cpus)

@@ -56,8 +56,8 @@ def test_a_tap_and_a_coconet_opening_prepare_nothing_the_second_time(app, famili
 
 
 def test_a_coconet_opening_sorts_nothing_per_child(app):
-    """A child's newest state and a guardian's newest reply are the last entries of their indexes; the one
-    sort left puts the guardian's children in class order."""
+    """A child's newest state and a guardian's newest confirmation and reply are the last entries of their
+    indexes; the one sort left puts the guardian's children in class order."""
     plan = query_plan(db._statement(coconet._LINK_VIEW, db.database.param), (b"", ""))
     assert [step for step in plan if "TEMP B-TREE" in step] == ["USE TEMP B-TREE FOR ORDER BY"]
     assert any(step.startswith("SEARCH x USING COVERING INDEX coconet_state_student") for step in plan)
