@@ -219,9 +219,9 @@ class Pickup(NamedTuple):
 
 
 # Plain SQL (db.fetch): the dashboard and the roll call read these on every refresh; a guardian's page reads
-# pickups of children handed over. Every state row of the children, oldest first, in the index's order (event, student,
-# time, id):
-# a child has a handful, and the last one read is the newest (cheaper than a window function).
+# pickups of children handed over. Every state row of the children, oldest first, in the index's order
+# (event, student, time, id): a child has a handful, and the last one read is the newest (cheaper than a
+# window function).
 _CURRENT_STATES = ("SELECT student_id, state, place, note, actor, at FROM coconet_state"
                    " WHERE event_id = {{p}}{only} ORDER BY student_id, at, id")
 _LATEST_PICKUPS = (
@@ -382,6 +382,8 @@ def link_view(app, token: str) -> GuardianView | None:
 
 
 def _link_view(rows: list[tuple]) -> GuardianView:
+    # _LINK_VIEW's columns: 0-2 the guardian, 3 the student's id, 4-6 the child as shown, 7-10 the event, 11-15
+    # the child's state, 16-18 the guardian's confirmation and reply and the notices' count.
     guardian_id, name, locale = rows[0][:3]
     by_event: dict[str, list[tuple]] = {}       # in the statement's order
     for row in rows:
@@ -398,13 +400,13 @@ def _event_view(rows: list[tuple]) -> EventView:
     count, notices = _event_notices(event_id, notice_count)
     handed_over = [row[3] for row in rows if row[11] == "handed_over"]
     pickups = latest_pickups(event_id, handed_over) if handed_over else {}
-    children = tuple(
-        ChildView(child, grade, class_name, ChildState(state, place, note, actor, _utc(state_at)) if state else None,
-                  pickups.get(student_id))
-        for (_, _, _, student_id, child, grade, class_name, _, _, _, _, state, place, note, actor, state_at, _, _, _)
-        in rows)
+    children = tuple(ChildView(*row[4:7], _child_state(*row[11:16]), pickups.get(row[3])) for row in rows)
     return EventView(event_id, title, _utc(opened_at), school_name, children, notices, max(count - NOTICES_SHOWN, 0),
                      _utc(confirmed_at) if confirmed_at else None, reply or "")
+
+
+def _child_state(state: str | None, place: str, note: str, actor: str, at: str) -> ChildState | None:
+    return ChildState(state, place, note, actor, _utc(at)) if state else None
 
 
 def _event_notices(event_id: str, count: int) -> tuple[int, tuple[NoticeView, ...]]:

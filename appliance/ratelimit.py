@@ -6,8 +6,8 @@ their own in the data dir (``[ratelimit] path``), like huey's queue: local to th
 site, never replicated, since an attacker is slowed where they knock. A counter is
 keyed by a keyed hash of what it counts (a client address, a mail address), so the
 file holds no address in the clear, and counts within fixed windows: one upsert per
-counted event and one indexed read per check of a subject not read since anything was
-counted.
+counted event and one indexed read per check of a subject this thread has not read
+since anything was counted.
 
 Every guardian's tap is checked, and during a burst hardly anyone is counted: a read of
 the file cost a tap ~45 us of its worker's loop (7 us alone; its transaction's locks
@@ -32,7 +32,6 @@ import os
 import sqlite3
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 _SCHEMA = ("CREATE TABLE IF NOT EXISTS hit (bucket TEXT PRIMARY KEY, window INTEGER NOT NULL,"
            " count INTEGER NOT NULL) WITHOUT ROWID")
@@ -66,7 +65,7 @@ class RateLimiter:
     def __init__(self, path, key: bytes, clock):
         self._path, self._key, self._clock = str(path), key, clock
         self._local = threading.local()
-        self._mark = _shared_mark(Path(f"{path}-mark"))
+        self._mark = _shared_mark(f"{self._path}-mark")
 
     def _connection(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -100,11 +99,13 @@ class RateLimiter:
     def hit(self, limit: Limit, subject: str) -> bool:
         """Count one event; return whether the subject is still within the limit."""
         [(count,)] = self._connection().execute(_HIT, self._bucket(limit, subject)).fetchall()   # committed
-        self._mark[:] = os.urandom(len(self._mark))      # after the commit: every process reads the counts again
+        # After the commit: every process reads the counts again. Another may read a mark half written; it
+        # differs from the one it kept all the same.
+        self._mark[:] = os.urandom(len(self._mark))
         return count <= limit.count
 
 
-def _shared_mark(path: Path) -> mmap.mmap:
+def _shared_mark(path: str) -> mmap.mmap:
     """The change mark shared by every process using the counters: eight bytes of a file, mapped."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:

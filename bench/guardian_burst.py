@@ -276,7 +276,7 @@ def run(args: argparse.Namespace) -> None:
             blast = Blast(args.blast_guardians)
             blast.wait_sending()
         workers = command[command.index("--workers") + 1]
-        print(f"\ngunicorn: {workers} workers (webui.front.Worker, {'unpinned' if args.unpinned else 'a CPU each'}), "
+        print(f"\ngunicorn: {workers} workers (webui.front.Worker, {'a CPU each' if '--config' in command else 'unpinned'}), "
               f"wrk: {args.connections} connections on {args.wrk_threads} threads, closed loop, "
               f"{'keep-alive' if args.keep_alive else 'a connection per request'}"
               f", up to {args.seconds:g} s per burst, each request a different guardian", flush=True)

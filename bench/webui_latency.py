@@ -38,6 +38,7 @@ import urllib.parse
 import urllib.request
 from collections import defaultdict
 from http.cookiejar import CookieJar
+from types import SimpleNamespace
 from pathlib import Path
 
 from blast import BODY, SUBJECT, free_port, wait_for_port
@@ -114,13 +115,8 @@ def seed(data_dir: Path, args: argparse.Namespace, bind: str) -> tuple:
 def web_command(app, *, workers: int = 0, pinned: bool = True) -> list[str]:
     """The gunicorn command `appliance web` runs, with another number of workers or the workers left to the
     scheduler (as `[web] pin_workers = false`) if asked, to compare."""
-    command = gunicorn_command(app)     # [python, -m, gunicorn, --workers, N, ...]
-    if workers:
-        command[command.index("--workers") + 1] = str(workers)
-    if not pinned:
-        at = command.index("--config")
-        del command[at:at + 2]
-    return command
+    web = {**app.config["web"], **({"workers": workers} if workers else {}), **({} if pinned else {"pin_workers": False})}
+    return gunicorn_command(SimpleNamespace(config={"web": web}))
 
 
 def serve(command: list[str], app, log_path: Path, bind: str) -> subprocess.Popen:

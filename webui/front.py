@@ -12,9 +12,8 @@ request is answered:
   (webui/group_commit.py), and the page is filled in with the guardian's own values.
   Anything else about such a link (an unknown, expired or limited link, a guardian who
   answered or replied, a page not kept yet, a conditional request other than
-  If-None-Match, a failed commit) goes
-  to Flask, which decides and renders as always: the front only ever repeats what Flask
-  rendered.
+  If-None-Match, a failed commit) goes to Flask, which decides and renders as always:
+  the front only ever repeats what Flask rendered.
 - Every other request without a body (GET, HEAD) is run by Flask in the loop, one at a
   time, as a sync worker would: a page is CPU work, and handing it to a thread and back
   cost a CoCo-net page ~40% more, while threads taking the interpreter in turns made a
@@ -34,10 +33,10 @@ from a2wsgi import WSGIMiddleware
 from a2wsgi.wsgi import build_environ
 from uvicorn_worker import UvicornWorker
 from werkzeug.exceptions import HTTPException
-from werkzeug.http import is_entity_header, parse_etags, quote_etag
+from werkzeug.http import parse_etags, quote_etag, remove_entity_headers
 
 from appliance import tokens
-from webui import SECURITY_HEADERS, access_log, capability, cpu_pinning, create_app
+from webui import SECURITY_HEADERS, access_log, capability, create_app
 from webui.coconet import guardian as coconet_views
 from webui.group_commit import WRITES, GroupCommit
 from webui.guardian import message as message_views
@@ -129,8 +128,10 @@ class Front:
         if kind not in self._headers:
             named = {"Content-Type": "text/html; charset=utf-8", **SECURITY_HEADERS,
                      **capability.private_header_items(ready.locale, inline_style=ready.inline_style)}
-            self._headers[kind] = [(name.lower().encode(), value.encode()) for name, value in named.items()
-                                   if entity or not is_entity_header(name)]
+            headers = list(named.items())
+            if not entity:
+                remove_entity_headers(headers)      # as Flask's 304
+            self._headers[kind] = [(name.lower().encode(), value.encode()) for name, value in headers]
         own = [(b"etag", quote_etag(ready.etag).encode())] if ready.etag else []
         length = [(b"content-length", str(len(ready.body)).encode())] if entity else []
         return [*self._headers[kind], *own, *length]
@@ -201,8 +202,7 @@ class _Sent:
 class Worker(UvicornWorker):
     """gunicorn's worker for the front (``--worker-class webui.front.Worker``): uvicorn's, with the front's
     access log (gunicorn's handlers, links redacted) instead of uvicorn's, which would log every link's token,
-    and the client address as the connection gives it (no proxy before us rewrites it); on a CPU of its own
-    when the master chose one (webui/cpu_pinning.py)."""
+    and the client address as the connection gives it (no proxy before us rewrites it)."""
 
     CONFIG_KWARGS = {**UvicornWorker.CONFIG_KWARGS, "lifespan": "off", "access_log": False,
                      "proxy_headers": False, "server_header": False}
@@ -212,7 +212,3 @@ class Worker(UvicornWorker):
         _log.handlers = self.log.access_log.handlers
         _log.setLevel(logging.INFO)
         _log.propagate = False
-
-    def init_process(self) -> None:
-        cpu_pinning.pin(self)       # before the app starts a thread: they all run where the worker runs
-        super().init_process()

@@ -88,6 +88,14 @@ class Skeletons:
                 self._kept.move_to_end(key)
             return skeleton
 
+    def kept(self, key: Hashable, render: Callable[[dict[str, str]], str], names: Iterable[str]) -> Skeleton:
+        """The skeleton kept under ``key``; rendered (:meth:`Skeleton.render`) and kept first if there is none."""
+        skeleton = self.get(key)
+        if skeleton is None:
+            skeleton = Skeleton.render(render, names)
+            self.put(key, skeleton)
+        return skeleton
+
     def put(self, key: Hashable, skeleton: Skeleton) -> None:
         with self._lock:
             self._kept[key] = skeleton

@@ -43,7 +43,8 @@ MTA_NICE = 10
 def gunicorn_command(app) -> list[str]:
     """Return the gunicorn command line for the web UI, from the [web] settings."""
     web = app.config["web"]
-    # The only gunicorn config module: with it, gunicorn reads no ./gunicorn.conf.py, with or without pinning.
+    # With a config module gunicorn reads no ./gunicorn.conf.py; without (pin_workers = false) it would read one in
+    # the working directory (systemd's is /).
     pinning = ["--config", "python:webui.cpu_pinning"] if web["pin_workers"] else []
     return [sys.executable, "-m", "gunicorn", "--workers", str(web["workers"]), "--worker-class", "webui.front.Worker",
             *pinning, "--bind", web["bind"], "--access-logfile", "-", "webui.front:create_front()"]

@@ -44,13 +44,14 @@ def test_a_burst_of_first_taps_is_answered_and_every_read_is_kept_and_no_link_lo
 
 def _assert_each_worker_runs_on_a_cpu_of_its_own(master: int) -> None:
     """Every thread of a worker on the worker's one CPU, and (with as many CPUs) no two workers on the same."""
-    def workers_cpus() -> list[set[frozenset]]:     # per worker, the CPU sets of its threads
+    def pinned() -> list[frozenset] | None:      # each worker's CPU once both have all their threads on one
         workers = Path(f"/proc/{master}/task/{master}/children").read_text().split()
-        return [{frozenset(os.sched_getaffinity(int(tid))) for tid in os.listdir(f"/proc/{worker}/task")}
+        cpus = [{frozenset(os.sched_getaffinity(int(tid))) for tid in os.listdir(f"/proc/{worker}/task")}
                 for worker in workers]
+        if len(cpus) == 2 and all(len(threads) == 1 and len(next(iter(threads))) == 1 for threads in cpus):
+            return [next(iter(threads)) for threads in cpus]
+        return None
     # /healthz needs one worker; the other may still be starting (forked, not yet pinned).
-    wait_until(lambda: len(found := workers_cpus()) == 2 and all(len(threads) == 1 and len(next(iter(threads))) == 1
-                                                                 for threads in found), what="both workers pinned")
-    cpus = [next(iter(threads)) for threads in workers_cpus()]
-    if len(os.sched_getaffinity(0)) >= len(cpus):
+    cpus = wait_until(pinned, what="both workers pinned")
+    if len(os.sched_getaffinity(master)) >= len(cpus):     # the CPUs the master chose from
         assert len(set(cpus)) == len(cpus)

@@ -2,6 +2,7 @@
 
 SQLite asks the authorizer on every prepare, so a statement prepared again shows up as
 authorizer calls on a second round with other values (db.fetch says how to write them).
+And the CoCo-net link's statement sorts nothing per row but the children's class order.
 """
 import apsw
 import pytest

@@ -114,13 +114,10 @@ def ready_page(flask_app, view: coconet.GuardianView, token: str) -> bytes | Non
 def _keep_ready(view: coconet.GuardianView, token: str) -> bytes:
     """The guardian's page from the skeleton kept for its shape, rendered and kept first if there is none."""
     shape, values = _personal_values(view)
-    ready_pages = current_app.extensions["ready_pages"]
-    skeleton = ready_pages.get(shape)
-    if skeleton is None:
-        def render(marker: dict[str, str]) -> str:
-            return _html(_personal(view, lambda slot, value: marker[slot]), marker["token"], marker["form_token"])
-        skeleton = Skeleton.render(render, [*values, "token", "form_token"])
-        ready_pages.put(shape, skeleton)
+
+    def render(marker: dict[str, str]) -> str:
+        return _html(_personal(view, lambda slot, value: marker[slot]), marker["token"], marker["form_token"])
+    skeleton = current_app.extensions["ready_pages"].kept(shape, render, [*values, "token", "form_token"])
     return _fill(current_app, skeleton, values, token)
 
 

@@ -102,13 +102,11 @@ def _fill(flask_app, skeleton: Skeleton, tap: message_page.Tap, token: str) -> b
 
 
 def _keep_ready(tap: message_page.Tap) -> Skeleton:
-    page = _page_of(tap.message_id, tap.guardian_id)
-
+    """The skeleton kept for the tap's page, rendered and kept first if there is none."""
     def render(marker: dict[str, str]) -> str:
+        page = _page_of(tap.message_id, tap.guardian_id)
         return _html(marker["token"], marker["form_token"], replace(page, guardian_name=marker["name"]))
-    skeleton = Skeleton.render(render, ("name", "token", "form_token"))
-    current_app.extensions["ready_pages"].put(_ready_key(tap), skeleton)
-    return skeleton
+    return current_app.extensions["ready_pages"].kept(_ready_key(tap), render, ("name", "token", "form_token"))
 
 
 @bp.get("/r/<token>")
@@ -123,7 +121,7 @@ def message_show(token: str):
     notice = {"answers": "answers", "reply": "reply"}.get(request.args.get("saved", ""), "")
     if tap.personal or notice:
         return _page(token, _page_of(tap.message_id, tap.guardian_id), notice=notice)
-    body = ready_page(current_app, tap, token) or _fill(current_app, _keep_ready(tap), tap, token)
+    body = _fill(current_app, _keep_ready(tap), tap, token)
     return capability.private_headers(make_response(body), tap.locale)
 
 
